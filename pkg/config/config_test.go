@@ -1,0 +1,131 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestLoadFiles(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string // substrings of the error, all of which must appear; empty for good files
+	}{
+		{file: "minimal.good.yml"},
+		{file: "full.good.yml"},
+		{file: "unknown_field.bad.yml", want: []string{"unknown_field.bad.yml:2: field horizon is not a known field of config.Engine"}},
+		{file: "horizons_nest.bad.yml", want: []string{`horizons_nest.bad.yml:5: engine.horizons[2]: "50m" must be a whole multiple of the previous horizon "15m"`}},
+		{file: "lateness.bad.yml", want: []string{`lateness.bad.yml:3: engine.allowed_lateness: "2m" exceeds the shortest horizon "1m"`}},
+		{file: "duration_unit.bad.yml", want: []string{`duration_unit.bad.yml`, `unknown unit "y"`}},
+		{file: "several.bad.yml", want: []string{
+			"several.bad.yml:3: detectors.enumeration.min_share: must be in (0, 1], got 1.5",
+			"several.bad.yml:5: detectors.fan_out.ratio: must be >= 1, got 0.5",
+			"several.bad.yml:7: alerts.escalation_step: must be > 1, got 1",
+		}},
+		{file: "wrong_type.bad.yml", want: []string{"wrong_type.bad.yml:2: cannot unmarshal !!str `twenty-...` into int"}},
+		{file: "no_entities.bad.yml", want: []string{"no_entities.bad.yml:2: engine.entities: at least one entity kind must be enabled"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			_, err := Load(filepath.Join("testdata", tt.file))
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Load succeeded, want errors %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), "testdata/"+w) && !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEveryTestdataFileIsInTheTable(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.yml")
+	for _, f := range files {
+		b := filepath.Base(f)
+		if !strings.HasSuffix(b, ".good.yml") && !strings.HasSuffix(b, ".bad.yml") {
+			t.Errorf("%s: name must end in .good.yml or .bad.yml", f)
+		}
+	}
+}
+
+func TestDefaultsAreValidAndRoundTrip(t *testing.T) {
+	d := Default()
+	if errs := d.Validate(); len(errs) > 0 {
+		t.Fatalf("defaults invalid: %v", errs)
+	}
+	out, err := yaml.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse("defaults.yml", out)
+	if err != nil {
+		t.Fatalf("re-parse defaults: %v\n%s", err, out)
+	}
+	again, _ := yaml.Marshal(got)
+	if string(again) != string(out) {
+		t.Errorf("defaults do not round-trip:\n%s\n---\n%s", out, again)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{in: "1m", want: time.Minute},
+		{in: "7d", want: 7 * 24 * time.Hour},
+		{in: "2w", want: 14 * 24 * time.Hour},
+		{in: "1d12h", want: 36 * time.Hour},
+		{in: "250ms", want: 250 * time.Millisecond},
+		{in: "0", want: 0},
+		{in: "", wantErr: true},
+		{in: "-1m", wantErr: true},
+		{in: "1.5h", wantErr: true},
+		{in: "10", wantErr: true},
+		{in: "99999999999999w", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseDuration(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err == nil && got.D() != tt.want {
+				t.Errorf("got %v, want %v", got.D(), tt.want)
+			}
+			if err == nil && tt.want != 0 {
+				back, err := ParseDuration(got.String())
+				if err != nil || back != got {
+					t.Errorf("String %q does not round-trip", got.String())
+				}
+			}
+		})
+	}
+}
+
+func TestEmptyFileIsDefaults(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "empty.yml")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Engine.Horizons) != 5 {
+		t.Errorf("horizons = %v", c.Engine.Horizons)
+	}
+}

@@ -1,0 +1,209 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// validator collects every problem instead of stopping at the first, so one
+// run of `config check` lists all of them.
+type validator struct{ errs []*FieldError }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) positive(path string, x float64) {
+	if !(x > 0) {
+		v.add(path, "must be > 0, got %v", x)
+	}
+}
+
+func (v *validator) atLeast(path string, x, min float64) {
+	if !(x >= min) {
+		v.add(path, "must be >= %v, got %v", min, x)
+	}
+}
+
+func (v *validator) share(path string, x float64) {
+	if !(x > 0 && x <= 1) {
+		v.add(path, "must be in (0, 1], got %v", x)
+	}
+}
+
+// Validate checks the whole config and returns every problem with its
+// field path; Parse adds file and line.
+func (c *Config) Validate() []*FieldError {
+	v := &validator{}
+	c.Input.validate(v)
+	c.Engine.validate(v)
+	c.Baseline.validate(v)
+	c.Sensitive.validate(v)
+	c.Detectors.validate(v)
+	c.Alerts.validate(v)
+	return v.errs
+}
+
+func (in *Input) validate(v *validator) {
+	if in.Format != "native" {
+		v.add("input.format", "unknown format %q (known: \"native\")", in.Format)
+	}
+	if in.MaxMessageBytes < 64 || in.MaxMessageBytes > 64<<20 {
+		v.add("input.max_message_bytes", "must be between 64 and 67108864, got %d", in.MaxMessageBytes)
+	}
+	if in.MaxRecordIDs < 0 || in.MaxRecordIDs > 1<<20 {
+		v.add("input.max_record_ids", "must be between 0 and 1048576, got %d", in.MaxRecordIDs)
+	}
+}
+
+// MaxHorizons bounds the horizons an entity keeps, because each costs memory
+// for every tracked entity.
+const MaxHorizons = 6
+
+func (e *Engine) validate(v *validator) {
+	if len(e.Horizons) == 0 || len(e.Horizons) > MaxHorizons {
+		v.add("engine.horizons", "must list 1 to %d horizons, got %d", MaxHorizons, len(e.Horizons))
+	}
+	for i, h := range e.Horizons {
+		p := fmt.Sprintf("engine.horizons[%d]", i)
+		switch {
+		case h.D() < time.Second:
+			v.add(p, "must be at least 1s, got %q", h)
+		case i > 0 && e.Horizons[i-1] > 0 && (h <= e.Horizons[i-1] || h%e.Horizons[i-1] != 0):
+			v.add(p, "%q must be a whole multiple of the previous horizon %q, and longer, so that buckets nest", h, e.Horizons[i-1])
+		}
+	}
+	if e.AllowedLateness < 0 {
+		v.add("engine.allowed_lateness", "must not be negative, got %q", e.AllowedLateness)
+	}
+	if len(e.Horizons) > 0 && e.AllowedLateness > e.Horizons[0] {
+		v.add("engine.allowed_lateness", "%q exceeds the shortest horizon %q; a late event would have no bucket left to land in", e.AllowedLateness, e.Horizons[0])
+	}
+	k := e.Entities
+	if !k.Principal && !k.SourceNet && !k.Credential && !k.SourceIP && !k.Client {
+		v.add("engine.entities", "at least one entity kind must be enabled")
+	}
+	if e.SourceNetBitsV4 < 8 || e.SourceNetBitsV4 > 32 {
+		v.add("engine.source_net_bits_v4", "must be between 8 and 32, got %d", e.SourceNetBitsV4)
+	}
+	if e.SourceNetBitsV6 < 16 || e.SourceNetBitsV6 > 128 {
+		v.add("engine.source_net_bits_v6", "must be between 16 and 128, got %d", e.SourceNetBitsV6)
+	}
+	if e.Warmup < 0 {
+		v.add("engine.warmup", "must not be negative, got %q", e.Warmup)
+	}
+	if e.LearningPeriod < 0 {
+		v.add("engine.learning_period", "must not be negative, got %q", e.LearningPeriod)
+	}
+	if e.MaxKnownSources < 1 || e.MaxKnownSources > 256 {
+		v.add("engine.max_known_sources", "must be between 1 and 256, got %d", e.MaxKnownSources)
+	}
+	if e.MaxKnownObjects < 1 || e.MaxKnownObjects > 1024 {
+		v.add("engine.max_known_objects", "must be between 1 and 1024, got %d", e.MaxKnownObjects)
+	}
+}
+
+func (b *Baseline) validate(v *validator) {
+	if b.Memory < 2 {
+		v.add("baseline.memory", "must be >= 2 windows, got %d", b.Memory)
+	}
+	if b.GroupMemory < 2 {
+		v.add("baseline.group_memory", "must be >= 2 windows, got %d", b.GroupMemory)
+	}
+	v.positive("baseline.own_credibility", b.OwnCredibility)
+	v.positive("baseline.peer_credibility", b.PeerCredibility)
+	v.positive("baseline.min_deviation", b.MinDeviation)
+	v.atLeast("baseline.peak_margin", b.PeakMargin, 1)
+	v.positive("baseline.rhythm_credibility", b.RhythmCredibility)
+	p := b.Prior
+	for _, f := range []struct {
+		name string
+		x    float64
+	}{{"rows", p.Rows}, {"sensitive_rows", p.SensitiveRows}, {"requests", p.Requests}, {"denied", p.Denied}, {"distinct_records", p.DistinctRecords}, {"distinct_principals", p.DistinctPrincipals}} {
+		v.atLeast("baseline.prior."+f.name, f.x, 0)
+	}
+}
+
+func (s *Sensitive) validate(v *validator) {
+	for i, p := range s.Patterns {
+		if p == "" {
+			v.add(fmt.Sprintf("sensitive.patterns[%d]", i), "must not be empty (it would match every object)")
+		}
+	}
+	for i, p := range s.Exclude {
+		if p == "" {
+			v.add(fmt.Sprintf("sensitive.exclude[%d]", i), "must not be empty (it would exclude every object)")
+		}
+	}
+}
+
+func (s *Spike) validate(v *validator, path string) {
+	if !s.Enabled {
+		return
+	}
+	v.atLeast(path+".ratio", s.Ratio, 1)
+	v.atLeast(path+".k", s.K, 0)
+	v.positive(path+".min", s.Min)
+}
+
+func (d *Detectors) validate(v *validator) {
+	d.VolumeSpike.validate(v, "detectors.volume_spike")
+	d.SensitiveVolumeSpike.validate(v, "detectors.sensitive_volume_spike")
+	d.DistinctRecords.validate(v, "detectors.distinct_records")
+	d.FanOut.validate(v, "detectors.fan_out")
+	d.DeniedBurst.validate(v, "detectors.denied_burst")
+	if d.BulkRead.Enabled {
+		v.positive("detectors.bulk_read.max_rows", float64(d.BulkRead.MaxRows))
+		v.atLeast("detectors.bulk_read.learned_margin", d.BulkRead.LearnedMargin, 1)
+	}
+	if d.FirstObject.Enabled {
+		v.atLeast("detectors.first_sensitive_object.min_rows", float64(d.FirstObject.MinRows), 0)
+		if d.FirstObject.WatchPeriod <= 0 {
+			v.add("detectors.first_sensitive_object.watch_period", "must be > 0, got %q", d.FirstObject.WatchPeriod)
+		}
+	}
+	if l := d.LowAndSlow; l.Enabled {
+		v.atLeast("detectors.low_and_slow.slack", l.Slack, 0)
+		v.positive("detectors.low_and_slow.threshold", l.Threshold)
+		v.positive("detectors.low_and_slow.min_excess_rows", l.MinExcessRows)
+	}
+	if x := d.Dormant; x.Enabled {
+		if x.DormantFor.D() < time.Hour {
+			v.add("detectors.dormant_credential.dormant_for", "must be at least 1h, got %q", x.DormantFor)
+		}
+		if x.WatchPeriod <= 0 {
+			v.add("detectors.dormant_credential.watch_period", "must be > 0, got %q", x.WatchPeriod)
+		}
+		v.atLeast("detectors.dormant_credential.min_rows", float64(x.MinRows), 0)
+		if !(x.MinActiveShare >= 0 && x.MinActiveShare <= 1) {
+			v.add("detectors.dormant_credential.min_active_share", "must be in [0, 1], got %v", x.MinActiveShare)
+		}
+	}
+	if x := d.NewSource; x.Enabled {
+		v.share("detectors.new_source.factor", x.Factor)
+		v.atLeast("detectors.new_source.min_rows", float64(x.MinRows), 0)
+		if x.WatchPeriod <= 0 {
+			v.add("detectors.new_source.watch_period", "must be > 0, got %q", x.WatchPeriod)
+		}
+	}
+	if x := d.OffHours; x.Enabled {
+		v.atLeast("detectors.off_hours.min_rows", float64(x.MinRows), 0)
+		v.share("detectors.off_hours.max_share", x.MaxShare)
+		v.positive("detectors.off_hours.min_weeks", x.MinWeeks)
+	}
+	if x := d.Enumeration; x.Enabled {
+		if x.MinIDs < 2 {
+			v.add("detectors.enumeration.min_ids", "must be >= 2, got %d", x.MinIDs)
+		}
+		v.share("detectors.enumeration.min_share", x.MinShare)
+	}
+}
+
+func (a *Alerts) validate(v *validator) {
+	if a.QuietPeriod <= 0 {
+		v.add("alerts.quiet_period", "must be > 0, got %q", a.QuietPeriod)
+	}
+	if !(a.EscalationStep > 1) {
+		v.add("alerts.escalation_step", "must be > 1, got %v", a.EscalationStep)
+	}
+}

@@ -1,0 +1,400 @@
+package models
+
+import (
+	"math"
+	"net/netip"
+	"time"
+)
+
+// begin prepares the engine's reusable Detection for rule on ent.
+func (e *Engine) begin(rule Rule, ent *Entity, t int64) *Detection {
+	d := &e.det
+	*d = Detection{Rule: rule, Kind: ent.kind, Key: ent.key, Hash: ent.hash, Role: ent.role, Time: t,
+		WindowStart: t, WindowEnd: t, Learning: !ent.historyCovers(e.learning), Warmup: e.warm}
+	d.Principal, d.PrincipalType = ent.key, ent.ptype
+	if ent.kind != KindPrincipal {
+		d.Principal, d.PrincipalType = ent.topPrincipal[0].name, ent.topPrincipal[0].ptype
+	}
+	for _, o := range ent.topObject {
+		if o.name != "" {
+			d.Objects[d.NObjects] = o.name
+			d.NObjects++
+		}
+	}
+	return d
+}
+
+// finish scores, grades and emits d.
+func (e *Engine) finish(d *Detection, score float64) {
+	d.Score = math.Round(clamp(score, 0, 100)*10) / 10
+	d.Severity = severityOf(d.Rule, d.Score, d.Exposure, d.Warmup || d.Basis == BasisPrior)
+	e.stats.Detections[d.Rule]++
+	e.emit(d)
+}
+
+// spikeRule is the rule a spike of measure m raises.
+var spikeRule = [numMeasures]Rule{
+	mRows: RuleVolumeSpike, mSensitive: RuleVolumeSpike, mRequests: RuleVolumeSpike,
+	mDenied: RuleDeniedBurst, mRecords: RuleDistinctRecords, mPrincipals: RuleFanOut,
+}
+
+// sliding is measure m over the sliding window ending f into the current
+// bucket.
+func (w *window) sliding(m int, prin *pair, f float64) float64 {
+	c, p := w.value(m, prin)
+	return c + p*(1-f)
+}
+
+// checkWindows judges every horizon's sliding totals against the
+// thresholds fixed when its bucket opened. Most events stop at the first
+// comparison of each measure.
+func (e *Engine) checkWindows(ent *Entity, t int64) {
+	for hi := range ent.win {
+		w := &ent.win[hi]
+		var prin *pair
+		if ent.prin != nil {
+			prin = &ent.prin[hi]
+		}
+		f := -1.0
+		for m := 0; m < numMeasures; m++ {
+			thr := float64(w.thr[m])
+			if thr >= never {
+				continue
+			}
+			c, p := w.value(m, prin)
+			if c+p < thr {
+				continue
+			}
+			if f < 0 {
+				f = frac(t, w.start, e.horizons[hi])
+			}
+			if obs := c + p*(1-f); obs >= thr {
+				e.fireSpike(ent, hi, m, obs, f, prin, t)
+			}
+		}
+		if ids := float64(w.cur.ids + w.prev.ids); ids >= float64(w.enumThr) {
+			e.checkEnumeration(ent, hi, ids, t)
+		}
+	}
+}
+
+func (e *Engine) fireSpike(ent *Entity, hi, m int, obs, f float64, prin *pair, t int64) {
+	w := &ent.win[hi]
+	w.anomalous = true
+	w.fired |= 1 << m
+	w.thr[m] = float32(min(obs*e.cfg.Alerts.EscalationStep, never))
+	x := e.expect(ent, hi, m, slotOf(w.start))
+	exp := math.Expm1(x.mu)
+	d := e.begin(spikeRule[m], ent, t)
+	d.Horizon = durationOf(e.horizons[hi])
+	d.WindowStart = t - e.horizons[hi]
+	d.Basis = x.basis
+	d.addMeasure(measureNames[m], obs, exp)
+	context := [...]int{mSensitive, mRecords, mPrincipals, mRequests}
+	for _, c := range context {
+		if c == m || (c == mPrincipals && prin == nil) {
+			continue
+		}
+		v := w.sliding(c, prin, f)
+		if v == 0 && c != mRequests {
+			continue
+		}
+		cx := e.expect(ent, hi, c, slotOf(w.start))
+		d.addMeasure(measureNames[c], v, math.Expm1(cx.mu))
+	}
+	d.Exposure = max(w.sliding(mSensitive, prin, f), w.sliding(mRecords, prin, f))
+	if m == mDenied {
+		d.Exposure = 0
+	}
+	e.finish(d, ratioScore(obs, exp))
+}
+
+func (e *Engine) checkEnumeration(ent *Entity, hi int, ids float64, t int64) {
+	w := &ent.win[hi]
+	en := &e.cfg.Detectors.Enumeration
+	share := float64(w.cur.seq+w.prev.seq) / ids
+	if share < en.MinShare {
+		// Not a walk yet: look again after a quarter more ids rather than
+		// on every event.
+		w.enumThr = float32(ids*1.25 + 1)
+		return
+	}
+	w.enumThr = float32(min(ids*e.cfg.Alerts.EscalationStep, never))
+	w.anomalous = true
+	d := e.begin(RuleEnumeration, ent, t)
+	d.Horizon = durationOf(e.horizons[hi])
+	d.WindowStart = t - e.horizons[hi]
+	d.Sequential = share
+	d.addMeasure("sequential_id_share", share, 0)
+	d.addMeasure("record_ids", ids, 0)
+	f := frac(t, w.start, e.horizons[hi])
+	d.Exposure = max(ids, w.sliding(mRecords, nil, f))
+	e.finish(d, 60+35*(share-en.MinShare)/(1-en.MinShare+1e-9))
+}
+
+// checkBulk judges one request: more sensitive rows than the hard cap and
+// than the margin over the largest request learned as normal for the
+// principal or its peers (the nightly ETL read is normal for the ETL
+// role). A request that fires is not learned.
+func (e *Engine) checkBulk(ent *Entity, x *eventFacts) {
+	br := &e.cfg.Detectors.BulkRead
+	if !br.Enabled || !x.sensitive {
+		return
+	}
+	rows := float64(x.sensRows)
+	learned, basis := ent.maxRequest, BasisOwn
+	if g := ent.group; g != nil && g.maxRequest > learned {
+		learned, basis = g.maxRequest, BasisPeers
+	}
+	if rows >= float64(br.MaxRows) && rows > br.LearnedMargin*learned {
+		d := e.begin(RuleBulkRead, ent, x.ev.Time)
+		d.Basis = basis
+		d.addMeasure("sensitive_rows_in_request", rows, learned)
+		d.addMeasure("request_cap", float64(br.MaxRows), 0)
+		d.Exposure = rows
+		d.Objects, d.NObjects = [2]string{x.ev.Object}, 1
+		e.finish(d, max(60, ratioScore(rows, learned)))
+		if !e.warm {
+			return
+		}
+	}
+	ent.maxRequest = max(ent.maxRequest, rows)
+	if g := ent.group; g != nil {
+		g.maxRequest = max(g.maxRequest, rows)
+	}
+}
+
+// checkFirstObject watches a principal's first read of a sensitive object:
+// it fires when the object yields MinRows within the watch period, once
+// the principal's own history is long enough to say the object is new to
+// it, or earlier when none of its peers reads that object either.
+func (e *Engine) checkFirstObject(ent *Entity, x *eventFacts) {
+	fo := &e.cfg.Detectors.FirstObject
+	if !fo.Enabled || !x.sensitive || ent.kind != KindPrincipal {
+		return
+	}
+	t := x.ev.Time
+	if !touch(&ent.knownObj, x.objHash, e.cfg.Engine.MaxKnownObjects) {
+		g := ent.group
+		peersKnow := false
+		if g != nil {
+			_, peersKnow = g.objects[x.objHash]
+			g.addObject(x.objHash)
+		}
+		own := ent.historyCovers(e.learning)
+		peerSays := !own && g != nil && g.members >= 5 && len(g.objects) > 1 && !peersKnow
+		if !e.warm && (own || peerSays) {
+			ent.newObj = novelty{hash: x.objHash, since: t, thr: float64(fo.MinRows)}
+			if !own {
+				ent.newObj.basis = BasisPeers
+			}
+		}
+	}
+	n := &ent.newObj
+	if n.since == 0 {
+		return
+	}
+	if t-n.since > int64(fo.WatchPeriod) {
+		*n = novelty{}
+		return
+	}
+	if x.objHash != n.hash {
+		return
+	}
+	n.rows += float64(x.sensRows)
+	if n.rows < n.thr {
+		return
+	}
+	d := e.begin(RuleFirstSensitiveObject, ent, t)
+	d.WindowStart, d.Horizon = n.since, durationOf(t-n.since)
+	d.Basis = n.basis
+	d.addMeasure("sensitive_rows_from_new_object", n.rows, 0)
+	d.addMeasure("known_sensitive_objects", float64(len(ent.knownObj)-1), 0)
+	d.Exposure = n.rows
+	d.Objects, d.NObjects = [2]string{x.ev.Object}, 1
+	e.finish(d, clamp(50+10*math.Log10(n.rows/max(n.thr, 1)), 50, 90))
+	*n = novelty{}
+}
+
+// checkNewSource watches the first network or client seen for an
+// established principal or credential: new sources are ordinary (a new
+// laptop, a trip), so it fires only when the new source brings sensitive
+// rows beyond a fraction of the usual hourly threshold.
+func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
+	ns := &e.cfg.Detectors.NewSource
+	if !ns.Enabled {
+		return
+	}
+	t := x.ev.Time
+	for _, h := range [2]uint64{x.srcHash, x.clientHash} {
+		if h == 0 || touch(&ent.knownSrc, h, e.cfg.Engine.MaxKnownSources) {
+			continue
+		}
+		if !e.warm && ent.newSrc.since == 0 && ent.historyCovers(e.learning) {
+			thr := float64(ns.MinRows)
+			if e.hourIdx >= 0 {
+				if ht := float64(ent.win[e.hourIdx].thr[mSensitive]); ht < never {
+					thr = max(thr, ns.Factor*ht)
+				}
+			}
+			ent.newSrc = novelty{hash: h, since: t, thr: thr}
+		}
+	}
+	n := &ent.newSrc
+	if n.since == 0 {
+		return
+	}
+	if t-n.since > int64(ns.WatchPeriod) {
+		*n = novelty{}
+		return
+	}
+	if n.hash != x.srcHash && n.hash != x.clientHash {
+		return
+	}
+	n.rows += float64(x.sensRows)
+	if n.rows < n.thr {
+		return
+	}
+	d := e.begin(RuleNewSource, ent, t)
+	d.WindowStart, d.Horizon = n.since, durationOf(t-n.since)
+	d.addMeasure("sensitive_rows_from_new_source", n.rows, n.thr/max(ns.Factor, 1e-9)/e.cfg.Detectors.SensitiveVolumeSpike.Ratio)
+	d.addMeasure("known_sources", float64(len(ent.knownSrc)-1), 0)
+	d.Exposure = n.rows
+	e.finish(d, clamp(50+10*math.Log10(n.rows/max(n.thr, 1)), 50, 90))
+	*n = novelty{}
+}
+
+// checkDormant fires when an entity that used to be active most days came
+// back after a long silence and reads sensitive rows.
+func (e *Engine) checkDormant(ent *Entity, x *eventFacts) {
+	n := &ent.revived
+	if n.since == 0 {
+		return
+	}
+	t := x.ev.Time
+	dc := &e.cfg.Detectors.Dormant
+	if t-n.since > int64(dc.WatchPeriod) {
+		*n = novelty{}
+		return
+	}
+	n.rows += float64(x.sensRows)
+	if n.rows < n.thr || n.rows == 0 {
+		return
+	}
+	d := e.begin(RuleDormantCredential, ent, t)
+	d.WindowStart, d.Horizon = n.since, durationOf(t-n.since)
+	d.addMeasure("days_silent", float64(n.gap)/float64(dayNs), 0)
+	d.addMeasure("sensitive_rows_since_return", n.rows, 0)
+	d.Exposure = n.rows
+	e.finish(d, clamp(60+10*math.Log10(float64(n.gap)/float64(e.cfg.Detectors.Dormant.DormantFor)+1)+10*math.Log10(n.rows/max(n.thr, 1)+1), 60, 95))
+	*n = novelty{}
+}
+
+// offHoursThreshold is, for the hour starting now, the sensitive rows at
+// which off-hours fires: MinRows when the entity (or, while its own
+// profile is short, its peers) practically never works in this slot.
+func (e *Engine) offHoursThreshold(ent *Entity, slot int) float64 {
+	oh := &e.cfg.Detectors.OffHours
+	if !oh.Enabled || e.warm || ent.kind != KindPrincipal {
+		return never
+	}
+	if wk := ent.weeks(); ent.rhythm != nil && wk >= oh.MinWeeks {
+		if float64(ent.rhythm.maxNear(slot))/wk < oh.MaxShare {
+			return float64(oh.MinRows)
+		}
+		return never
+	}
+	if g := ent.group; g != nil && g.memberHours >= 500 {
+		near := g.hours[(slot+slotsPerWeek-1)%slotsPerWeek] + g.hours[slot] + g.hours[(slot+1)%slotsPerWeek]
+		if float64(near)/float64(g.memberHours) < 3.0/slotsPerWeek*oh.MaxShare {
+			return float64(oh.MinRows)
+		}
+	}
+	return never
+}
+
+func (e *Engine) checkOffHours(ent *Entity, x *eventFacts) {
+	if ent.offThr >= never || !x.sensitive || e.hourIdx < 0 {
+		return
+	}
+	w := &ent.win[e.hourIdx]
+	rows := float64(w.cur.sensitive)
+	if rows < ent.offThr {
+		return
+	}
+	ent.offThr = never
+	w.anomalous = true
+	t := x.ev.Time
+	d := e.begin(RuleOffHours, ent, t)
+	d.WindowStart, d.Horizon = w.start, durationOf(e.horizons[e.hourIdx])
+	d.Basis = BasisOwn
+	share := 0.0
+	if ent.rhythm != nil && ent.weeks() >= e.cfg.Detectors.OffHours.MinWeeks {
+		share = float64(ent.rhythm.maxNear(slotOf(w.start))) / ent.weeks()
+	} else {
+		d.Basis = BasisPeers
+	}
+	xp := e.expect(ent, e.hourIdx, mSensitive, slotOf(w.start))
+	d.addMeasure("sensitive_rows_this_hour", rows, math.Expm1(xp.mu))
+	d.addMeasure("share_of_weeks_active_at_this_hour", share, e.cfg.Detectors.OffHours.MaxShare)
+	d.Exposure = rows
+	e.finish(d, clamp(50+10*math.Log10(rows/max(float64(e.cfg.Detectors.OffHours.MinRows), 1)), 50, 85))
+}
+
+// durationOf converts nanoseconds of event time.
+func durationOf(ns int64) time.Duration { return time.Duration(ns) }
+
+// lowAndSlowThreshold is today's sensitive-row total at which the CUSUM
+// of the days so far, plus today, crosses its threshold with enough
+// absolute excess.
+func (e *Engine) lowAndSlowThreshold(ent *Entity, w *window) float64 {
+	ls := &e.cfg.Detectors.LowAndSlow
+	b := &w.base[mSensitive]
+	if !ls.Enabled || e.warm || b.n < 5 {
+		return never
+	}
+	dev := max(float64(b.dev), e.cfg.Baseline.MinDeviation)
+	exp := math.Expm1(float64(b.mu))
+	return max(1, math.Expm1(float64(b.mu)+dev*(ls.Threshold-ent.cusum+ls.Slack)), exp+ls.MinExcessRows-ent.excess)
+}
+
+func (e *Engine) checkLowAndSlow(ent *Entity, t int64) {
+	if e.dayIdx < 0 || ent.lsThr >= never {
+		return
+	}
+	w := &ent.win[e.dayIdx]
+	today := float64(w.cur.sensitive)
+	if today < ent.lsThr {
+		return
+	}
+	b := &w.base[mSensitive]
+	exp := math.Expm1(float64(b.mu))
+	d := e.begin(RuleLowAndSlow, ent, t)
+	d.WindowStart = w.start - int64(ent.suspectDays)*dayNs
+	d.Horizon = durationOf(t - d.WindowStart)
+	d.Basis = BasisOwn
+	d.addMeasure("sensitive_rows_today", today, exp)
+	d.addMeasure("excess_rows_accumulated", ent.excess+max(0, today-exp), 0)
+	d.addMeasure("days_above_normal", float64(ent.suspectDays)+1, 0)
+	d.Exposure = ent.excess + today
+	e.finish(d, clamp(55+5*ent.cusum, 55, 95))
+	ent.lsThr = never
+	ent.cusum, ent.excess, ent.suspectDays = 0, 0, 0
+	w.anomalous = true
+}
+
+// parseNetKey computes the identity of a network or address entity key.
+func parseNetKey(kind Kind, key string) (uint64, bool) {
+	if kind == KindSourceIP {
+		a, err := netip.ParseAddr(key)
+		if err != nil {
+			return 0, false
+		}
+		return addrHash(kind, a), true
+	}
+	p, err := netip.ParsePrefix(key)
+	if err != nil {
+		return 0, false
+	}
+	return netHash(kind, p.Masked()), true
+}

@@ -1,0 +1,568 @@
+// Package models is the detection engine: per-entity multi-horizon windows,
+// baselines (own, peer group, population) and the detectors that judge
+// them. It is the hot path: processing an event of known entities
+// allocates nothing.
+package models
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/event"
+)
+
+// Stats counts what the engine did.
+type Stats struct {
+	Events     uint64 // events processed into windows
+	Late       uint64 // events older than the allowed lateness, kept out
+	Detections [numRules]uint64
+}
+
+// Engine processes events in event time and calls its callback for every
+// detection. It is not safe for concurrent use: one goroutine owns an
+// engine and all of its entities (the "one owner per entity" invariant).
+type Engine struct {
+	cfg      *config.Config
+	horizons []int64 // ns
+	hourIdx  int     // index of the 1h horizon, -1 if none
+	dayIdx   int     // index of the 1d horizon, -1 if none
+
+	kinds              [numKinds]bool
+	netBits4, netBits6 int
+	lateness           int64
+	warmup             int64
+	learning           int64
+
+	spikes [numMeasures]*config.Spike
+	prior  [numMeasures]float64
+
+	entities map[uint64]*Entity
+	groups   map[string]*group
+	pop      [numKinds]*group
+	sens     *classifier
+
+	watermark int64 // newest event time seen
+	first     int64 // event time of the first event ever processed
+	warm      bool  // the current event is within the warm-up
+
+	emit  func(*Detection)
+	det   Detection
+	stats Stats
+}
+
+// New builds an engine for cfg (which must be valid) calling emit for each
+// detection. emit runs on the engine's goroutine and must not keep the
+// *Detection.
+func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("new engine: invalid config: %v", errs[0])
+	}
+	if emit == nil {
+		emit = func(*Detection) {}
+	}
+	e := &Engine{
+		cfg:      cfg,
+		hourIdx:  -1,
+		dayIdx:   -1,
+		netBits4: cfg.Engine.SourceNetBitsV4,
+		netBits6: cfg.Engine.SourceNetBitsV6,
+		lateness: int64(cfg.Engine.AllowedLateness),
+		warmup:   int64(cfg.Engine.Warmup),
+		learning: int64(cfg.Engine.LearningPeriod),
+		entities: make(map[uint64]*Entity),
+		groups:   make(map[string]*group),
+		sens:     newClassifier(cfg.Sensitive),
+		emit:     emit,
+	}
+	for i, h := range cfg.Engine.Horizons {
+		e.horizons = append(e.horizons, int64(h))
+		switch h.D() {
+		case time.Hour:
+			e.hourIdx = i
+		case 24 * time.Hour:
+			e.dayIdx = i
+		}
+	}
+	k := cfg.Engine.Entities
+	e.kinds = [numKinds]bool{k.Principal, k.SourceNet, k.Credential, k.SourceIP, k.Client}
+	for i := range e.pop {
+		e.pop[i] = newGroup(len(e.horizons))
+	}
+	d := &cfg.Detectors
+	for m, s := range map[int]*config.Spike{mRows: &d.VolumeSpike, mSensitive: &d.SensitiveVolumeSpike, mRecords: &d.DistinctRecords, mPrincipals: &d.FanOut, mDenied: &d.DeniedBurst} {
+		if s.Enabled {
+			e.spikes[m] = s
+		}
+	}
+	p := cfg.Baseline.Prior
+	e.prior = [numMeasures]float64{p.Rows, p.SensitiveRows, p.Requests, p.Denied, p.DistinctRecords, p.DistinctPrincipals}
+	return e, nil
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Entities returns the number of entities held.
+func (e *Engine) Entities() int { return len(e.entities) }
+
+// Lookup returns the entity of kind and key, or nil.
+func (e *Engine) Lookup(kind Kind, key string) *Entity {
+	var h uint64
+	switch kind {
+	case KindSourceNet, KindSourceIP:
+		r, ok := parseNetKey(kind, key)
+		if !ok {
+			return nil
+		}
+		h = r
+	default:
+		h = keyHash(kind, key)
+	}
+	return e.entities[h]
+}
+
+// Process runs one event through every entity it names. Events older than
+// the allowed lateness behind the newest one are counted and kept out of
+// windows.
+func (e *Engine) Process(ev *event.Event) {
+	t := ev.Time
+	if t > e.watermark {
+		e.watermark = t
+	}
+	if t < e.watermark-e.lateness {
+		e.stats.Late++
+		return
+	}
+	if e.first == 0 {
+		e.first = t
+	}
+	e.warm = t-e.first < e.warmup
+	e.stats.Events++
+
+	x := eventFacts{ev: ev, sensitive: e.sens.sensitive(ev.Object)}
+	if x.sensitive {
+		x.sensRows = ev.Rows
+		x.objHash = xxhash.Sum64String(ev.Object)
+	}
+	x.prinHash = xxhash.Sum64String(ev.Principal)
+	var refs [numKinds]entityRef
+	n := e.refs(ev, &refs)
+	if n == 0 {
+		return
+	}
+	if ev.SourceIP.IsValid() {
+		x.srcHash = addrHash(KindSourceNet, ev.SourceIP)
+		if p, err := ev.SourceIP.Prefix(e.bitsFor(ev)); err == nil {
+			x.srcHash = netHash(KindSourceNet, p)
+		}
+	}
+	if ev.Client != "" {
+		x.clientHash = keyHash(KindClient, ev.Client)
+	}
+	for i := 0; i < n; i++ {
+		ent := e.entity(&refs[i], t)
+		x.primary = i == 0
+		e.observe(ent, &x)
+	}
+}
+
+func (e *Engine) bitsFor(ev *event.Event) int {
+	if ev.SourceIP.Is4() {
+		return e.netBits4
+	}
+	return e.netBits6
+}
+
+// eventFacts is what Process derives once per event and every entity
+// shares.
+type eventFacts struct {
+	ev                  *event.Event
+	sensitive           bool
+	sensRows            int64
+	objHash, prinHash   uint64
+	srcHash, clientHash uint64
+	primary             bool
+}
+
+// entity returns the entity of ref, creating it at time t.
+func (e *Engine) entity(ref *entityRef, t int64) *Entity {
+	if ent, ok := e.entities[ref.hash]; ok {
+		return ent
+	}
+	ent := &Entity{kind: ref.kind, hash: ref.hash, key: ref.key(), first: t, last: t, win: make([]window, len(e.horizons)), lsThr: never, offThr: never}
+	if ref.kind != KindPrincipal {
+		ent.prin = make([]pair, len(e.horizons))
+	}
+	e.entities[ref.hash] = ent
+	e.pop[ref.kind].members++
+	return ent
+}
+
+// groupOf returns the peer group of role.
+func (e *Engine) groupOf(role string) *group {
+	g, ok := e.groups[role]
+	if !ok {
+		g = newGroup(len(e.horizons))
+		e.groups[role] = g
+	}
+	return g
+}
+
+// observe updates one entity with the event and runs its detectors.
+func (e *Engine) observe(ent *Entity, x *eventFacts) {
+	ev := x.ev
+	t := ev.Time
+	cfg := &e.cfg.Detectors
+
+	// Dormancy is judged on the gap before this event, so before last moves.
+	if cfg.Dormant.Enabled && (ent.kind == KindPrincipal || ent.kind == KindCredential) && t-ent.last >= int64(cfg.Dormant.DormantFor) && e.dormantEligible(ent) && !e.warm {
+		ent.revived = novelty{since: t, gap: t - ent.last, thr: float64(cfg.Dormant.MinRows)}
+	}
+	if t > ent.last {
+		ent.last = t
+	}
+	if ent.kind == KindPrincipal && ev.Role != "" && ev.Role != ent.role {
+		ent.role = ev.Role
+		ent.group = e.groupOf(ev.Role)
+		ent.group.members++
+	}
+
+	e.roll(ent, t)
+
+	// Enumeration: how many of this event's numeric ids continue a run in
+	// this entity's recent ids.
+	var ids, seq uint32
+	for _, n := range ev.RecordNums {
+		ids++
+		for j := uint8(0); j < ent.recentN; j++ {
+			if r := ent.recentIDs[j]; r == n+1 || r+1 == n {
+				seq++
+				break
+			}
+		}
+		if int(ent.recentN) < len(ent.recentIDs) {
+			ent.recentIDs[ent.recentN] = n
+			ent.recentN++
+		} else {
+			copy(ent.recentIDs[:], ent.recentIDs[1:])
+			ent.recentIDs[len(ent.recentIDs)-1] = n
+		}
+	}
+
+	rows := uint64(max(ev.Rows, 0))
+	sens := uint64(max(x.sensRows, 0))
+	denied := ev.Status != event.StatusOK
+	for hi := range ent.win {
+		w := &ent.win[hi]
+		width := e.horizons[hi]
+		b := floorTo(t, width)
+		var bk *bucket
+		prev := false
+		switch b {
+		case w.start:
+			bk = &w.cur
+		case w.start - width:
+			bk, prev = &w.prev, true
+		default:
+			continue // older than this horizon keeps; only possible across an idle gap
+		}
+		bk.rows += rows
+		bk.sensitive += sens
+		bk.bytes += uint64(max(ev.Bytes, 0))
+		bk.requests++
+		if denied {
+			bk.denied++
+		}
+		bk.ids += ids
+		bk.seq += seq
+		rs := w.records.side(prev)
+		for _, h := range ev.RecordIDs {
+			rs.Add(h)
+		}
+		if ent.prin != nil {
+			ent.prin[hi].side(prev).Add(x.prinHash)
+		}
+	}
+
+	if ent.kind != KindPrincipal {
+		offer(&ent.topPrincipal, ev.Principal, float64(rows)+1, ev.PrincipalType)
+	} else if ev.PrincipalType != event.PrincipalUnknown {
+		ent.ptype = ev.PrincipalType
+	}
+	if x.sensitive {
+		offer(&ent.topObject, ev.Object, float64(sens)+1, 0)
+	}
+
+	if x.primary {
+		e.checkBulk(ent, x)
+		e.checkFirstObject(ent, x)
+		e.checkOffHours(ent, x)
+	}
+	if ent.kind == KindPrincipal || ent.kind == KindCredential {
+		e.checkNewSource(ent, x)
+		e.checkDormant(ent, x)
+	}
+	e.checkWindows(ent, t)
+	e.checkLowAndSlow(ent, t)
+}
+
+// floorTo is the start of the bucket of width w holding t.
+func floorTo(t, w int64) int64 {
+	r := t % w
+	if r < 0 {
+		r += w
+	}
+	return t - r
+}
+
+// roll advances every window of ent to the bucket holding t, closing the
+// buckets it leaves.
+func (e *Engine) roll(ent *Entity, t int64) {
+	hourRolled := false
+	defer func() {
+		// Baselines learn as short buckets close; the long buckets opened
+		// days ago must see it, or a 7d threshold set on day one holds a
+		// week.
+		if hourRolled {
+			for hi := e.hourIdx + 1; hi < len(ent.win); hi++ {
+				e.thresholds(ent, hi)
+			}
+		}
+	}()
+	for hi := range ent.win {
+		w := &ent.win[hi]
+		width := e.horizons[hi]
+		b := floorTo(t, width)
+		if w.start == 0 {
+			w.start = b
+			e.open(ent, hi)
+			continue
+		}
+		if b <= w.start {
+			continue
+		}
+		e.close(ent, hi)
+		var prin *pair
+		if ent.prin != nil {
+			prin = &ent.prin[hi]
+		}
+		if b == w.start+width {
+			w.prev = w.cur
+			w.records.rotate()
+			if prin != nil {
+				prin.rotate()
+			}
+		} else {
+			w.prev = bucket{}
+			w.records.reset()
+			if prin != nil {
+				prin.reset()
+			}
+		}
+		w.cur = bucket{}
+		w.start = b
+		w.anomalous = false
+		w.fired = 0
+		e.open(ent, hi)
+		if hi == e.hourIdx {
+			hourRolled = true
+		}
+	}
+}
+
+// close ends the current bucket of horizon hi: an active bucket that was
+// not judged anomalous (or any during warm-up) feeds the entity's, its
+// peers' and its population's baselines.
+func (e *Engine) close(ent *Entity, hi int) {
+	w := &ent.win[hi]
+	if hi == e.dayIdx {
+		e.closeDay(ent, w)
+	}
+	if w.cur.requests == 0 {
+		return
+	}
+	var prin *pair
+	if ent.prin != nil {
+		prin = &ent.prin[hi]
+	}
+	if hi == e.hourIdx {
+		e.closeHour(ent, w, prin)
+	}
+	// A bucket that began in the warm-up feeds whatever it was judged:
+	// nothing had been learned to judge it by.
+	if w.anomalous && w.start >= e.first+e.warmup {
+		return
+	}
+	bc := &e.cfg.Baseline
+	pop := &e.pop[ent.kind].base[hi]
+	var peer *[numMeasures]ewma
+	if ent.group != nil {
+		peer = &ent.group.base[hi]
+	}
+	if peer != nil {
+		ent.group.decayPeaks(w.start / dayNs)
+	}
+	for m := 0; m < numMeasures; m++ {
+		if m == mPrincipals && prin == nil {
+			continue
+		}
+		v := w.closedValue(m, prin)
+		w.peak[m] = max(w.peak[m], float32(v))
+		if peer != nil {
+			ent.group.peak[hi][m] = max(ent.group.peak[hi][m], float32(v))
+		}
+		// While a slow leak is suspected, the daily sensitive baseline is
+		// frozen: the leak must not teach the detector that it is normal.
+		if !(hi == e.dayIdx && m == mSensitive && ent.cusum > 0) {
+			w.base[m].add(v, bc.Memory)
+		}
+		pop[m].add(v, bc.GroupMemory)
+		if peer != nil {
+			peer[m].add(v, bc.GroupMemory)
+		}
+	}
+}
+
+// closeHour updates the hour-of-week profiles with a closed active hour.
+func (e *Engine) closeHour(ent *Entity, w *window, prin *pair) {
+	if !e.cfg.Baseline.Rhythm && !e.cfg.Detectors.OffHours.Enabled {
+		return
+	}
+	s := slotOf(w.start)
+	if ent.rhythm == nil {
+		ent.rhythm = &rhythm{}
+	}
+	diff := 0.0
+	if b := &w.base[mRequests]; b.n > 0 {
+		diff = math.Log1p(float64(w.cur.requests)) - float64(b.mu)
+	}
+	ent.rhythm.observe(s, diff)
+	if g := ent.group; g != nil {
+		g.hours[s]++
+		g.memberHours++
+	}
+}
+
+// closeDay runs the daily bookkeeping: active days, the low-and-slow CUSUM
+// and the decay of learned maxima.
+func (e *Engine) closeDay(ent *Entity, w *window) {
+	decayHeavy(&ent.topPrincipal)
+	decayHeavy(&ent.topObject)
+	ent.maxRequest *= peakDecay
+	for hi := range ent.win {
+		for m := range ent.win[hi].peak {
+			ent.win[hi].peak[m] *= peakDecay
+		}
+	}
+	if w.cur.requests == 0 {
+		return
+	}
+	ent.activeDays++
+	ls := &e.cfg.Detectors.LowAndSlow
+	if !ls.Enabled || e.warm {
+		return
+	}
+	b := &w.base[mSensitive]
+	if b.n < 5 {
+		return // not enough days of its own to know what a normal day is
+	}
+	x := float64(w.cur.sensitive)
+	dev := max(float64(b.dev), e.cfg.Baseline.MinDeviation)
+	z := (math.Log1p(x) - float64(b.mu)) / dev
+	ent.cusum = max(0, ent.cusum+z-ls.Slack)
+	if ent.cusum > 0 {
+		ent.excess += max(0, x-math.Expm1(float64(b.mu)))
+		ent.suspectDays++
+	} else {
+		ent.excess, ent.suspectDays = 0, 0
+	}
+}
+
+// open fixes the thresholds of a new current bucket of horizon hi from
+// the baselines as they stand.
+func (e *Engine) open(ent *Entity, hi int) {
+	w := &ent.win[hi]
+	slot := slotOf(w.start)
+	e.thresholds(ent, hi)
+	w.enumThr = never
+	if en := &e.cfg.Detectors.Enumeration; en.Enabled {
+		w.enumThr = float32(en.MinIDs)
+	}
+	if hi == e.hourIdx {
+		ent.offThr = e.offHoursThreshold(ent, slot)
+	}
+	if hi == e.dayIdx {
+		ent.lsThr = e.lowAndSlowThreshold(ent, w)
+	}
+}
+
+// thresholds sets the spike thresholds of the current bucket of horizon hi
+// from the baselines as they stand; a measure that already fired in the
+// bucket keeps its raised threshold if that is higher.
+func (e *Engine) thresholds(ent *Entity, hi int) {
+	w := &ent.win[hi]
+	slot := slotOf(w.start)
+	for m := 0; m < numMeasures; m++ {
+		sp := e.spikes[m]
+		if sp == nil || (m == mPrincipals && ent.prin == nil) {
+			w.thr[m] = never
+			continue
+		}
+		x := e.expect(ent, hi, m, slot)
+		thr := float32(min(never, max(sp.Min, sp.Ratio*math.Expm1(x.mu), math.Expm1(x.mu+sp.K*x.dev), e.cfg.Baseline.PeakMargin*e.peakOf(ent, hi, m))))
+		if w.fired&(1<<m) != 0 {
+			thr = max(thr, w.thr[m])
+		}
+		w.thr[m] = thr
+	}
+}
+
+// expect is the baseline of measure m at horizon hi for ent in slot.
+func (e *Engine) expect(ent *Entity, hi, m, slot int) expectation {
+	var peer *ewma
+	if ent.group != nil {
+		peer = &ent.group.base[hi][m]
+	}
+	own, pop := &ent.win[hi].base[m], &e.pop[ent.kind].base[hi][m]
+	if hi > 0 && own.n == 0 && pop.n == 0 && (peer == nil || peer.n == 0) {
+		// Nothing has lived through a whole bucket of this horizon yet (the
+		// first week of a 7d horizon): extrapolate the next shorter one,
+		// which overestimates bursty activity and so errs on the quiet side.
+		x := e.expect(ent, hi-1, m, slot)
+		x.mu += math.Log(float64(e.horizons[hi]) / float64(e.horizons[hi-1]))
+		return x
+	}
+	// Priors are per hour; a window of h hours expects h times as much.
+	prior := e.prior[m] * float64(e.horizons[hi]) / float64(hourNs)
+	x := e.blend(own, peer, pop, prior)
+	if e.cfg.Baseline.Rhythm && ent.rhythm != nil && e.horizons[hi] <= hourNs && ent.historyCovers(weekNs) {
+		x.mu = max(0, x.mu+ent.rhythm.offset(slot, e.cfg.Baseline.RhythmCredibility))
+	}
+	return x
+}
+
+// peakOf is the largest bucket of measure m at horizon hi learned as
+// normal for ent or its peers.
+func (e *Engine) peakOf(ent *Entity, hi, m int) float64 {
+	p := float64(ent.win[hi].peak[m])
+	if g := ent.group; g != nil {
+		p = max(p, float64(g.peak[hi][m]))
+	}
+	return p
+}
+
+// weeks is the length of the entity's history in weeks.
+func (ent *Entity) weeks() float64 { return float64(ent.last-ent.first) / float64(weekNs) }
+
+func (e *Engine) dormantEligible(ent *Entity) bool {
+	d := &e.cfg.Detectors.Dormant
+	if !ent.historyCovers(int64(d.MinHistory)) {
+		return false
+	}
+	days := float64(ent.last-ent.first) / float64(dayNs)
+	return float64(ent.activeDays) >= d.MinActiveShare*days
+}

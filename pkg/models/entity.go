@@ -1,0 +1,129 @@
+package models
+
+import "github.com/exfilguard/exfilguard/pkg/event"
+
+// Entity is the state of one principal, network, credential, address or
+// client. It is owned by the engine that processes its events and is
+// never shared between goroutines, so it takes no lock.
+type Entity struct {
+	kind Kind
+	hash uint64
+	key  string
+	// first and last are the event times of its first and newest event.
+	first, last int64
+
+	role  string
+	ptype event.PrincipalType
+	group *group // peer group; nil without a role
+
+	win []window
+	// prin counts distinct principals per horizon; only entities that are
+	// not principals have it (a principal is one principal).
+	prin []pair
+
+	rhythm     *rhythm
+	activeDays uint32
+
+	// Low-and-slow: accumulated standardised daily excess of sensitive
+	// rows (one-sided CUSUM), the rows it adds up to, and the running total
+	// of today at which it fires.
+	cusum, excess float64
+	lsThr         float64
+	suspectDays   uint16
+
+	// maxRequest is the largest single sensitive request learned as normal.
+	maxRequest float64
+
+	// Novelty: known sources and sensitive objects (hashes, most recent
+	// last), and the watch on the newest one seen after learning.
+	knownSrc []uint64
+	knownObj []uint64
+	newSrc   novelty
+	newObj   novelty
+	// revived watches the entity after it came back from dormancy.
+	revived novelty
+	// offThr is the sensitive-row total of the current hour at which
+	// off-hours fires; never when the hour is a normal one.
+	offThr float64
+
+	// recentIDs is a ring of the last numeric record ids (enumeration).
+	recentIDs [4]uint64
+	recentN   uint8
+
+	// Heaviest contributors, for the explanation: principals behind a
+	// network or credential, and sensitive objects read.
+	topPrincipal [2]heavy
+	topObject    [2]heavy
+}
+
+// novelty watches a newly seen source or object for the volume it brings.
+type novelty struct {
+	hash  uint64
+	since int64
+	gap   int64 // silence before it (dormancy)
+	rows  float64
+	thr   float64
+	basis Basis
+}
+
+// heavy is one slot of a space-saving heavy-hitter summary.
+type heavy struct {
+	name  string
+	n     float64
+	ptype event.PrincipalType
+}
+
+// Kind returns the entity's kind.
+func (e *Entity) Kind() Kind { return e.kind }
+
+// Key returns the entity's key, for example "cs-0042" or "203.0.113.0/24".
+func (e *Entity) Key() string { return e.key }
+
+// offer adds weight n for name to a two-slot space-saving summary. Names
+// are interned, so comparing them is usually a pointer comparison.
+func offer(s *[2]heavy, name string, n float64, pt event.PrincipalType) {
+	switch {
+	case s[0].name == name:
+		s[0].n += n
+	case s[1].name == name:
+		s[1].n += n
+		if s[1].n > s[0].n {
+			s[0], s[1] = s[1], s[0]
+		}
+	default:
+		s[1] = heavy{name: name, n: s[1].n + n, ptype: pt}
+		if s[1].n > s[0].n {
+			s[0], s[1] = s[1], s[0]
+		}
+	}
+}
+
+// decayHeavy halves the summary so that yesterday's heavy hitter does not
+// stay the explanation forever.
+func decayHeavy(s *[2]heavy) {
+	s[0].n /= 2
+	s[1].n /= 2
+}
+
+// touch reports whether h was known in set and moves it to the most recent
+// end; an unknown h is added, forgetting the least recent beyond max.
+func touch(set *[]uint64, h uint64, max int) bool {
+	s := *set
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == h {
+			copy(s[i:], s[i+1:])
+			s[len(s)-1] = h
+			return true
+		}
+	}
+	if len(s) >= max {
+		copy(s, s[1:])
+		s[len(s)-1] = h
+		return false
+	}
+	*set = append(s, h)
+	return false
+}
+
+// historyCovers reports whether the entity's own history spans d.
+func (e *Entity) historyCovers(d int64) bool { return e.last-e.first >= d }

@@ -1,0 +1,62 @@
+package models
+
+import (
+	"strings"
+
+	"github.com/exfilguard/exfilguard/pkg/config"
+)
+
+// classifier decides whether an object holds customer data. Patterns are
+// substrings of the lower-cased name; the answer is cached per object
+// name, so the hot path pays one map lookup (objects are few and their
+// names interned).
+type classifier struct {
+	patterns, exclude []string
+	cache             map[string]bool
+}
+
+// maxClassifierCache bounds the cache against a flood of distinct object
+// names (a REST API with ids in its paths, say); past it the cache starts
+// over.
+const maxClassifierCache = 1 << 16
+
+func newClassifier(c config.Sensitive) *classifier {
+	lower := func(in []string) []string {
+		out := make([]string, len(in))
+		for i, s := range in {
+			out[i] = strings.ToLower(s)
+		}
+		return out
+	}
+	return &classifier{patterns: lower(c.Patterns), exclude: lower(c.Exclude), cache: make(map[string]bool)}
+}
+
+func (c *classifier) sensitive(object string) bool {
+	if object == "" {
+		return false
+	}
+	if v, ok := c.cache[object]; ok {
+		return v
+	}
+	v := c.classify(object)
+	if len(c.cache) >= maxClassifierCache {
+		clear(c.cache)
+	}
+	c.cache[object] = v
+	return v
+}
+
+func (c *classifier) classify(object string) bool {
+	o := strings.ToLower(object)
+	for _, x := range c.exclude {
+		if strings.Contains(o, x) {
+			return false
+		}
+	}
+	for _, p := range c.patterns {
+		if strings.Contains(o, p) {
+			return true
+		}
+	}
+	return false
+}

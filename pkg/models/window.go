@@ -1,0 +1,114 @@
+package models
+
+import (
+	"math"
+
+	"github.com/exfilguard/exfilguard/pkg/models/sketch"
+)
+
+// bucket holds the counters of one tumbling bucket of a horizon. Integers,
+// not floats: a day of an application account's rows passes 2^24, where a
+// float32 stops counting.
+type bucket struct {
+	rows, sensitive, bytes uint64
+	requests, denied       uint32
+	// ids and seq count numeric record ids and those continuing a run of
+	// consecutive ids (enumeration).
+	ids, seq uint32
+}
+
+// pair is the current and previous bucket's distinct sketch.
+type pair struct{ cur, prev sketch.Distinct }
+
+func (p *pair) rotate() {
+	p.cur, p.prev = p.prev, p.cur
+	p.cur.Reset()
+}
+
+// side returns the previous sketch when prev, else the current one.
+func (p *pair) side(prev bool) *sketch.Distinct {
+	if prev {
+		return &p.prev
+	}
+	return &p.cur
+}
+
+func (p *pair) reset() {
+	p.cur.Reset()
+	p.prev.Reset()
+}
+
+// never is the threshold of a check that is off.
+const never = math.MaxFloat32
+
+// window is one horizon of one entity: a current and a previous tumbling
+// bucket, aligned to the epoch, whose weighted sum approximates the sliding
+// window ending at the newest event (the previous bucket counts for the
+// part of it still inside the horizon). Two buckets are enough because the
+// allowed lateness is at most the shortest horizon, so every event that is
+// not dropped as late lands in one of them.
+type window struct {
+	start     int64 // start of cur, Unix ns; 0 before the first event
+	cur, prev bucket
+	records   pair
+	// thr is, per measure, the sliding total at which the measure fires in
+	// the current bucket; fixed when the bucket opens (baselines change
+	// only when buckets close), raised by the escalation step after a
+	// detection so that an incident does not repeat on every event.
+	thr [numMeasures]float32
+	// enumThr is the count of numeric ids at which the sequential share is
+	// judged.
+	enumThr float32
+	// anomalous marks the current bucket as judged abnormal: it will not
+	// feed the baseline, so an attack cannot teach that it is normal.
+	anomalous bool
+	// fired has bit m set once measure m fired in the current bucket, so
+	// that a refresh of thresholds keeps the escalation step.
+	fired uint8
+	base  [numMeasures]ewma
+	// peak is the largest closed bucket learned as normal, decaying with a
+	// half-life of about a month. Means cannot describe a nightly job (one
+	// huge bucket a day among empty ones); a peak can, from one example.
+	peak [numMeasures]float32
+}
+
+// frac is how far t is into the current bucket, in [0, 1].
+func frac(t, start, width int64) float64 {
+	f := float64(t-start) / float64(width)
+	if f < 0 {
+		return 0
+	}
+	if f > 1 {
+		return 1
+	}
+	return f
+}
+
+// value returns measure m of the current bucket and of the previous one.
+func (w *window) value(m int, prin *pair) (cur, prev float64) {
+	switch m {
+	case mRows:
+		return float64(w.cur.rows), float64(w.prev.rows)
+	case mSensitive:
+		return float64(w.cur.sensitive), float64(w.prev.sensitive)
+	case mRequests:
+		return float64(w.cur.requests), float64(w.prev.requests)
+	case mDenied:
+		return float64(w.cur.denied), float64(w.prev.denied)
+	case mRecords:
+		return w.records.cur.Estimate(), w.records.prev.Estimate()
+	case mPrincipals:
+		if prin == nil {
+			return 0, 0
+		}
+		return prin.cur.Estimate(), prin.prev.Estimate()
+	}
+	return 0, 0
+}
+
+// closedValue is measure m of the current bucket, as it is fed to
+// baselines when the bucket closes.
+func (w *window) closedValue(m int, prin *pair) float64 {
+	c, _ := w.value(m, prin)
+	return c
+}
