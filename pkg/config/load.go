@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -61,10 +62,15 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root) // already decoded once; only positions are wanted
-	var errs []error
-	for _, fe := range cfg.Validate() {
+	fes := cfg.Validate()
+	for _, fe := range fes {
 		fe.File = name
 		fe.Line = lineOf(&root, fe.Path)
+	}
+	// In file order, as an editor would walk them.
+	slices.SortStableFunc(fes, func(a, b *FieldError) int { return a.Line - b.Line })
+	var errs []error
+	for _, fe := range fes {
 		errs = append(errs, fe)
 	}
 	if len(errs) > 0 {

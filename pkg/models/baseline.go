@@ -25,8 +25,24 @@ type ewma struct {
 	n       uint32
 }
 
+// log1pTable holds log1p of small integers: most window totals are small
+// counts, and bucket closes take a dozen logarithms each.
+var log1pTable = func() (t [1024]float64) {
+	for i := range t {
+		t[i] = math.Log1p(float64(i))
+	}
+	return t
+}()
+
+func log1p(x float64) float64 {
+	if i := int(x); x >= 0 && i < len(log1pTable) && float64(i) == x {
+		return log1pTable[i]
+	}
+	return math.Log1p(x)
+}
+
 func (b *ewma) add(x float64, memory int) {
-	lx := math.Log1p(x)
+	lx := log1p(x)
 	b.n++
 	a := 1 / float64(b.n)
 	if m := 1 / float64(memory); a < m {

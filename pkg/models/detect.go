@@ -45,32 +45,29 @@ func (w *window) sliding(m int, prin *pair, f float64) float64 {
 	return c + p*(1-f)
 }
 
-// checkWindows judges every horizon's sliding totals against the
-// thresholds fixed when its bucket opened. Most events stop at the first
-// comparison of each measure.
-func (e *Engine) checkWindows(ent *Entity, t int64) {
+// touched is a bit set of the measures an event changed: only those can
+// have crossed a threshold.
+type touched uint8
+
+// checkWindows judges every horizon's sliding totals of the measures the
+// event changed against the current thresholds. Most events stop at one
+// comparison per measure.
+func (e *Engine) checkWindows(ent *Entity, t int64, tm touched) {
 	for hi := range ent.win {
 		w := &ent.win[hi]
 		var prin *pair
 		if ent.prin != nil {
 			prin = &ent.prin[hi]
 		}
-		f := -1.0
 		for m := 0; m < numMeasures; m++ {
-			thr := float64(w.thr[m])
-			if thr >= never {
+			if tm&(1<<m) == 0 {
 				continue
 			}
 			c, p := w.value(m, prin)
-			if c+p < thr {
+			if c+p < float64(w.thr[m]) {
 				continue
 			}
-			if f < 0 {
-				f = frac(t, w.start, e.horizons[hi])
-			}
-			if obs := c + p*(1-f); obs >= thr {
-				e.fireSpike(ent, hi, m, obs, f, prin, t)
-			}
+			e.judgeSpike(ent, hi, m, c, p, prin, t)
 		}
 		if ids := float64(w.cur.ids + w.prev.ids); ids >= float64(w.enumThr) {
 			e.checkEnumeration(ent, hi, ids, t)
@@ -78,10 +75,27 @@ func (e *Engine) checkWindows(ent *Entity, t int64) {
 	}
 }
 
+// judgeSpike is the slow path of checkWindows, for a measure whose two
+// buckets together reach its threshold.
+func (e *Engine) judgeSpike(ent *Entity, hi, m int, c, p float64, prin *pair, t int64) {
+	w := &ent.win[hi]
+	if w.exact&(1<<m) == 0 {
+		e.exactThreshold(ent, hi, m)
+		if c+p < float64(w.thr[m]) {
+			return
+		}
+	}
+	f := frac(t, w.start, e.horizons[hi])
+	if obs := c + p*(1-f); obs >= float64(w.thr[m]) {
+		e.fireSpike(ent, hi, m, obs, f, prin, t)
+	}
+}
+
 func (e *Engine) fireSpike(ent *Entity, hi, m int, obs, f float64, prin *pair, t int64) {
 	w := &ent.win[hi]
 	w.anomalous = true
 	w.fired |= 1 << m
+	w.exact |= 1 << m
 	w.thr[m] = float32(min(obs*e.cfg.Alerts.EscalationStep, never))
 	x := e.expect(ent, hi, m, slotOf(w.start))
 	exp := math.Expm1(x.mu)
@@ -232,10 +246,11 @@ func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
 		}
 		if !e.warm && ent.newSrc.since == 0 && ent.historyCovers(e.learning) {
 			thr := float64(ns.MinRows)
-			if e.hourIdx >= 0 {
-				if ht := float64(ent.win[e.hourIdx].thr[mSensitive]); ht < never {
-					thr = max(thr, ns.Factor*ht)
+			if hi := e.hourIdx; hi >= 0 && e.spikes[mSensitive] != nil {
+				if ent.win[hi].exact&(1<<mSensitive) == 0 {
+					e.exactThreshold(ent, hi, mSensitive)
 				}
+				thr = max(thr, ns.Factor*float64(ent.win[hi].thr[mSensitive]))
 			}
 			ent.newSrc = novelty{hash: h, since: t, thr: thr}
 		}

@@ -256,19 +256,21 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 	rows := uint64(max(ev.Rows, 0))
 	sens := uint64(max(x.sensRows, 0))
 	denied := ev.Status != event.StatusOK
+	// side[hi] is where the event lands in horizon hi: 1 the current
+	// bucket, 2 the previous one, 0 neither (older than the horizon keeps,
+	// possible only across an idle gap).
+	var side [config.MaxHorizons]uint8
 	for hi := range ent.win {
 		w := &ent.win[hi]
 		width := e.horizons[hi]
-		b := floorTo(t, width)
 		var bk *bucket
-		prev := false
-		switch b {
+		switch floorTo(t, width) {
 		case w.start:
-			bk = &w.cur
+			bk, side[hi] = &w.cur, 1
 		case w.start - width:
-			bk, prev = &w.prev, true
+			bk, side[hi] = &w.prev, 2
 		default:
-			continue // older than this horizon keeps; only possible across an idle gap
+			continue
 		}
 		bk.rows += rows
 		bk.sensitive += sens
@@ -279,12 +281,24 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		}
 		bk.ids += ids
 		bk.seq += seq
-		rs := w.records.side(prev)
-		for _, h := range ev.RecordIDs {
-			rs.Add(h)
+	}
+	// Buckets nest (horizons are multiples of each other), so a hash that
+	// does not change a shorter horizon's sketch cannot change a longer
+	// one's: each cascade stops at the first horizon it leaves unchanged.
+	// A customer seen again, or a principal behind a network seen again,
+	// costs one Add instead of one per horizon.
+	for _, h := range ev.RecordIDs {
+		for hi := range ent.win {
+			if side[hi] != 0 && !ent.win[hi].records.side(side[hi] == 2).Add(h) {
+				break
+			}
 		}
-		if ent.prin != nil {
-			ent.prin[hi].side(prev).Add(x.prinHash)
+	}
+	if ent.prin != nil {
+		for hi := range ent.prin {
+			if side[hi] != 0 && !ent.prin[hi].side(side[hi] == 2).Add(x.prinHash) {
+				break
+			}
 		}
 	}
 
@@ -306,7 +320,23 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		e.checkNewSource(ent, x)
 		e.checkDormant(ent, x)
 	}
-	e.checkWindows(ent, t)
+	tm := touched(1 << mRequests)
+	if rows > 0 {
+		tm |= 1 << mRows
+	}
+	if sens > 0 {
+		tm |= 1 << mSensitive
+	}
+	if denied {
+		tm |= 1 << mDenied
+	}
+	if len(ev.RecordIDs) > 0 {
+		tm |= 1 << mRecords
+	}
+	if ent.prin != nil {
+		tm |= 1 << mPrincipals
+	}
+	e.checkWindows(ent, t, tm)
 	e.checkLowAndSlow(ent, t)
 }
 
@@ -438,7 +468,7 @@ func (e *Engine) closeHour(ent *Entity, w *window, prin *pair) {
 	}
 	diff := 0.0
 	if b := &w.base[mRequests]; b.n > 0 {
-		diff = math.Log1p(float64(w.cur.requests)) - float64(b.mu)
+		diff = log1p(float64(w.cur.requests)) - float64(b.mu)
 	}
 	ent.rhythm.observe(s, diff)
 	if g := ent.group; g != nil {
@@ -500,25 +530,37 @@ func (e *Engine) open(ent *Entity, hi int) {
 	}
 }
 
-// thresholds sets the spike thresholds of the current bucket of horizon hi
-// from the baselines as they stand; a measure that already fired in the
-// bucket keeps its raised threshold if that is higher.
+// thresholds resets the spike thresholds of the current bucket of horizon
+// hi to their cheap lower bound, the detector's absolute minimum: nothing
+// can fire below it, and most entities never reach it, so the baseline is
+// consulted (exactThreshold) only for the few that do. A measure that
+// already fired keeps its raised threshold.
 func (e *Engine) thresholds(ent *Entity, hi int) {
 	w := &ent.win[hi]
-	slot := slotOf(w.start)
+	w.exact = 0
 	for m := 0; m < numMeasures; m++ {
 		sp := e.spikes[m]
-		if sp == nil || (m == mPrincipals && ent.prin == nil) {
+		switch {
+		case sp == nil || (m == mPrincipals && ent.prin == nil):
 			w.thr[m] = never
-			continue
+		case w.fired&(1<<m) == 0:
+			w.thr[m] = float32(sp.Min)
 		}
-		x := e.expect(ent, hi, m, slot)
-		thr := float32(min(never, max(sp.Min, sp.Ratio*math.Expm1(x.mu), math.Expm1(x.mu+sp.K*x.dev), e.cfg.Baseline.PeakMargin*e.peakOf(ent, hi, m))))
-		if w.fired&(1<<m) != 0 {
-			thr = max(thr, w.thr[m])
-		}
-		w.thr[m] = thr
 	}
+}
+
+// exactThreshold sets the threshold of measure m from the baselines as
+// they stand.
+func (e *Engine) exactThreshold(ent *Entity, hi, m int) {
+	w := &ent.win[hi]
+	sp := e.spikes[m]
+	x := e.expect(ent, hi, m, slotOf(w.start))
+	thr := float32(min(never, max(sp.Min, sp.Ratio*math.Expm1(x.mu), math.Expm1(x.mu+sp.K*x.dev), e.cfg.Baseline.PeakMargin*e.peakOf(ent, hi, m))))
+	if w.fired&(1<<m) != 0 {
+		thr = max(thr, w.thr[m])
+	}
+	w.thr[m] = thr
+	w.exact |= 1 << m
 }
 
 // expect is the baseline of measure m at horizon hi for ent in slot.

@@ -65,6 +65,9 @@ type window struct {
 	// fired has bit m set once measure m fired in the current bucket, so
 	// that a refresh of thresholds keeps the escalation step.
 	fired uint8
+	// exact has bit m set when thr[m] was computed from the baselines
+	// rather than being the cheap lower bound.
+	exact uint8
 	base  [numMeasures]ewma
 	// peak is the largest closed bucket learned as normal, decaying with a
 	// half-life of about a month. Means cannot describe a nightly job (one

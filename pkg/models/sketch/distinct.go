@@ -62,20 +62,25 @@ type Distinct struct {
 	in [inlineN]uint32
 }
 
-// Add adds a hash. It allocates only to grow the buffer (at most 6 times,
-// up to 1 KiB), never after Reset of a sketch that has held as many entries.
-func (d *Distinct) Add(h uint64) {
+// Add adds a hash and reports whether the sketch changed. It allocates
+// only to grow the buffer (at most 6 times, up to 1 KiB), never after Reset
+// of a sketch that has held as many entries.
+//
+// The report lets callers holding nested sketches (a 1m bucket inside a 15m
+// bucket inside a 1h one) stop early: a hash that does not change a sketch
+// cannot change any sketch of a superset, whose entries (sparse) or
+// registers (dense) are at least as large.
+func (d *Distinct) Add(h uint64) bool {
 	if len(d.buf) == denseWords {
 		j := uint32(h >> (64 - precision))
 		r := uint32(bits.LeadingZeros64(h<<precision|1<<(precision-1))) + 1
-		d.raise(j, r)
-		return
+		return d.raise(j, r)
 	}
 	e := uint32(h>>(64-sparseP))<<rankBits |
 		uint32(bits.LeadingZeros64(h<<sparseP|1<<(sparseP-1))) + 1
 	if len(d.buf) == 0 {
-		if d.addInline(e) {
-			return
+		if added, fits := d.addInline(e); fits {
+			return added
 		}
 		d.reserve(inlineN + 1)
 		d.buf = append(d.buf[:0], d.in[:]...)
@@ -83,36 +88,37 @@ func (d *Distinct) Add(h uint64) {
 	}
 	i, found := slices.BinarySearch(d.buf, e)
 	if found {
-		return
+		return false
 	}
 	n := len(d.buf)
 	if n+1 == denseWords {
 		d.densify(d.buf, []uint32{e}, denseWords)
-		return
+		return true
 	}
 	d.reserve(n + 1)
 	d.buf = d.buf[:n+1]
 	copy(d.buf[i+1:], d.buf[i:n])
 	d.buf[i] = e
+	return true
 }
 
-// addInline adds e to the inline entries and reports false if they are
-// full and e is not among them.
-func (d *Distinct) addInline(e uint32) bool {
+// addInline adds e to the inline entries; fits is false if they are full
+// and e is not among them, added whether e was new.
+func (d *Distinct) addInline(e uint32) (added, fits bool) {
 	for i, x := range d.in {
 		if x == e {
-			return true
+			return false, true
 		}
 		if x == 0 || x > e {
 			if d.in[inlineN-1] != 0 {
-				return false // sorted: e is not further on
+				return false, false // sorted: e is not further on
 			}
 			copy(d.in[i+1:], d.in[i:inlineN-1])
 			d.in[i] = e
-			return true
+			return true, true
 		}
 	}
-	return false
+	return false, false
 }
 
 // Estimate returns the estimated number of distinct hashes added: exact
@@ -295,17 +301,18 @@ func changeSum(regs []uint32) uint64 {
 // gives an unbiased estimate with about 20% less error than the HLL
 // formula. P is kept exact as the integer S = Σ_j weight(R_j) = P·2^64, so
 // the estimate does not drift and survives encoding bit for bit.
-func (d *Distinct) raise(j, r uint32) {
+func (d *Distinct) raise(j, r uint32) bool {
 	w := &d.buf[j/4]
 	sh := j % 4 * 8
 	old := *w >> sh & 0xff
 	if r <= old {
-		return
+		return false
 	}
 	s := d.sum()
 	d.setHip(d.hip() + 0x1p64/float64(s)) // s > 0: register j could rise
 	*w += (r - old) << sh
 	d.setSum(s - weight(old) + weight(r))
+	return true
 }
 
 // weight returns 2^(64-p) · P(rank > r), in [0, 2^54]. The sum over all

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/exfilguard/exfilguard/pkg/config"
+)
+
+// runConfig implements `config check FILE` (every problem, as
+// FILE:LINE: field: message) and `config defaults` (the complete effective
+// default config).
+func runConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: detector config check FILE | detector config defaults")
+		return exitUsage
+	}
+	switch args[0] {
+	case "check":
+		if len(args) != 2 {
+			fmt.Fprintln(stderr, "usage: detector config check FILE")
+			return exitUsage
+		}
+		if _, err := config.Load(args[1]); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitUsage
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", args[1])
+		return exitOK
+	case "defaults":
+		b, err := yaml.Marshal(config.Default())
+		if err != nil {
+			fmt.Fprintln(stderr, "encode defaults:", err)
+			return exitFailed
+		}
+		_, _ = stdout.Write(b)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "detector config: unknown subcommand %q\n", args[0])
+	return exitUsage
+}
