@@ -1,0 +1,91 @@
+package event
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Reason says why a message could not be decoded. It is a small closed set
+// so that it can label a Prometheus counter of dropped messages without
+// unbounded cardinality, and so that callers can route by cause (for example
+// to a dead-letter topic) without parsing error text.
+type Reason uint8
+
+// Reasons a message is rejected. The zero Reason is none of them, so that a
+// forgotten Reason shows up as "unknown" rather than as a plausible cause.
+const (
+	// ReasonMalformedJSON: the message is not valid JSON.
+	ReasonMalformedJSON Reason = iota + 1
+	// ReasonTooLarge: the message exceeds the decoder's size limit.
+	ReasonTooLarge
+	// ReasonMissingTime: no event time was given.
+	ReasonMissingTime
+	// ReasonMissingPrincipal: no principal, or an empty one, was given.
+	ReasonMissingPrincipal
+	// ReasonBadTime: the event time was given but could not be read.
+	ReasonBadTime
+	// ReasonBadValue: a known field has the wrong type or is out of range.
+	ReasonBadValue
+	// ReasonNotObject: the message is JSON but not an object.
+	ReasonNotObject
+)
+
+// reasonLabels are stable: they are metric label values and dashboards and
+// alerts key on them.
+var reasonLabels = [...]string{
+	0:                      "unknown",
+	ReasonMalformedJSON:    "malformed_json",
+	ReasonTooLarge:         "too_large",
+	ReasonMissingTime:      "missing_time",
+	ReasonMissingPrincipal: "missing_principal",
+	ReasonBadTime:          "bad_time",
+	ReasonBadValue:         "bad_value",
+	ReasonNotObject:        "not_object",
+}
+
+// String returns the snake_case label of r, for use as a metric label value.
+func (r Reason) String() string {
+	if int(r) < len(reasonLabels) {
+		return reasonLabels[r]
+	}
+	return "unknown"
+}
+
+// DecodeError reports why a message was rejected and where. It deliberately
+// carries no part of the message: messages hold customer ids and query text,
+// and decode errors end up in logs.
+type DecodeError struct {
+	Reason Reason
+	// Field is the contract name of the field at fault, or "" when the fault
+	// is not tied to a known field. It is never taken from the message.
+	Field string
+	// Offset is the byte offset in the message where the fault was found, or
+	// -1 when the fault concerns the message as a whole.
+	Offset int
+}
+
+func (e *DecodeError) Error() string {
+	b := make([]byte, 0, 64)
+	b = append(b, "decode event: "...)
+	if e.Field != "" {
+		b = append(b, "field "...)
+		b = strconv.AppendQuote(b, e.Field)
+		b = append(b, ": "...)
+	}
+	b = append(b, e.Reason.String()...)
+	if e.Offset >= 0 {
+		b = append(b, " at offset "...)
+		b = strconv.AppendInt(b, int64(e.Offset), 10)
+	}
+	return string(b)
+}
+
+// ReasonOf returns the Reason of the first DecodeError in err's chain, so
+// that callers which wrap decode errors can still count them by cause.
+func ReasonOf(err error) (Reason, bool) {
+	var de *DecodeError
+	if errors.As(err, &de) {
+		return de.Reason, true
+	}
+	return 0, false
+}
