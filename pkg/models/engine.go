@@ -149,6 +149,9 @@ func (e *Engine) Process(ev *event.Event) {
 		x.objHash = xxhash.Sum64String(ev.Object)
 	}
 	x.prinHash = xxhash.Sum64String(ev.Principal)
+	for hi, w := range e.horizons {
+		x.bucket[hi] = floorTo(t, w)
+	}
 	var refs [numKinds]entityRef
 	n := e.refs(ev, &refs)
 	if n == 0 {
@@ -186,6 +189,9 @@ type eventFacts struct {
 	objHash, prinHash   uint64
 	srcHash, clientHash uint64
 	primary             bool
+	// bucket is the start of the bucket holding the event, per horizon:
+	// the same for every entity of the event.
+	bucket [config.MaxHorizons]int64
 }
 
 // entity returns the entity of ref, creating it at time t.
@@ -231,7 +237,7 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		ent.group.members++
 	}
 
-	e.roll(ent, t)
+	e.roll(ent, &x.bucket)
 
 	// Enumeration: how many of this event's numeric ids continue a run in
 	// this entity's recent ids.
@@ -264,7 +270,7 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		w := &ent.win[hi]
 		width := e.horizons[hi]
 		var bk *bucket
-		switch floorTo(t, width) {
+		switch x.bucket[hi] {
 		case w.start:
 			bk, side[hi] = &w.cur, 1
 		case w.start - width:
@@ -320,7 +326,7 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		e.checkNewSource(ent, x)
 		e.checkDormant(ent, x)
 	}
-	tm := touched(1 << mRequests)
+	var tm touched
 	if rows > 0 {
 		tm |= 1 << mRows
 	}
@@ -351,7 +357,7 @@ func floorTo(t, w int64) int64 {
 
 // roll advances every window of ent to the bucket holding t, closing the
 // buckets it leaves.
-func (e *Engine) roll(ent *Entity, t int64) {
+func (e *Engine) roll(ent *Entity, starts *[config.MaxHorizons]int64) {
 	hourRolled := false
 	defer func() {
 		// Baselines learn as short buckets close; the long buckets opened
@@ -366,7 +372,7 @@ func (e *Engine) roll(ent *Entity, t int64) {
 	for hi := range ent.win {
 		w := &ent.win[hi]
 		width := e.horizons[hi]
-		b := floorTo(t, width)
+		b := starts[hi]
 		if w.start == 0 {
 			w.start = b
 			e.open(ent, hi)
@@ -428,12 +434,14 @@ func (e *Engine) close(ent *Entity, hi int) {
 		return
 	}
 	bc := &e.cfg.Baseline
-	pop := &e.pop[ent.kind].base[hi]
-	var peer *[numMeasures]ewma
-	if ent.group != nil {
-		peer = &ent.group.base[hi]
+	var pop, peer *[numMeasures]ewma
+	if g := e.pop[ent.kind]; sampled(g, ent.hash, w.start) {
+		pop = &g.base[hi]
 	}
-	if peer != nil {
+	if g := ent.group; g != nil && sampled(g, ent.hash, w.start) {
+		peer = &g.base[hi]
+	}
+	if ent.group != nil {
 		ent.group.decayPeaks(w.start / dayNs)
 	}
 	for m := 0; m < numMeasures; m++ {
@@ -442,7 +450,7 @@ func (e *Engine) close(ent *Entity, hi int) {
 		}
 		v := w.closedValue(m, prin)
 		w.peak[m] = max(w.peak[m], float32(v))
-		if peer != nil {
+		if ent.group != nil {
 			ent.group.peak[hi][m] = max(ent.group.peak[hi][m], float32(v))
 		}
 		// While a slow leak is suspected, the daily sensitive baseline is
@@ -450,11 +458,28 @@ func (e *Engine) close(ent *Entity, hi int) {
 		if !(hi == e.dayIdx && m == mSensitive && ent.cusum > 0) {
 			w.base[m].add(v, bc.Memory)
 		}
-		pop[m].add(v, bc.GroupMemory)
+		if pop != nil {
+			pop[m].add(v, bc.GroupMemory)
+		}
 		if peer != nil {
 			peer[m].add(v, bc.GroupMemory)
 		}
 	}
+}
+
+// groupSample is the number of members whose windows a group baseline
+// needs: its memory is a few thousand windows, so beyond this a
+// deterministic sample of members' windows says the same at a fraction of
+// the cost (the population of customer accounts has millions).
+const groupSample = 512
+
+// sampled reports whether the window of entity h starting at start feeds
+// group g's baselines; the choice is a hash, so replays agree.
+func sampled(g *group, h uint64, start int64) bool {
+	if g.members <= groupSample {
+		return true
+	}
+	return mix(h^uint64(start))%uint64(g.members) < groupSample
 }
 
 // closeHour updates the hour-of-week profiles with a closed active hour.

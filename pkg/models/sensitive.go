@@ -2,6 +2,7 @@ package models
 
 import (
 	"strings"
+	"unsafe"
 
 	"github.com/exfilguard/exfilguard/pkg/config"
 )
@@ -13,6 +14,16 @@ import (
 type classifier struct {
 	patterns, exclude []string
 	cache             map[string]bool
+	// recent is a direct-mapped cache in front of the map, keyed by the
+	// string's data pointer: decoders intern object names, so the same
+	// object arrives as the same pointer and a hit costs no hashing.
+	recent [256]recentObject
+}
+
+type recentObject struct {
+	ptr       *byte
+	n         int
+	sensitive bool
 }
 
 // maxClassifierCache bounds the cache against a flood of distinct object
@@ -35,14 +46,20 @@ func (c *classifier) sensitive(object string) bool {
 	if object == "" {
 		return false
 	}
-	if v, ok := c.cache[object]; ok {
-		return v
+	p := unsafe.StringData(object)
+	r := &c.recent[uintptr(unsafe.Pointer(p))>>4&255]
+	if r.ptr == p && r.n == len(object) {
+		return r.sensitive
 	}
-	v := c.classify(object)
-	if len(c.cache) >= maxClassifierCache {
-		clear(c.cache)
+	v, ok := c.cache[object]
+	if !ok {
+		v = c.classify(object)
+		if len(c.cache) >= maxClassifierCache {
+			clear(c.cache)
+		}
+		c.cache[object] = v
 	}
-	c.cache[object] = v
+	*r = recentObject{ptr: p, n: len(object), sensitive: v}
 	return v
 }
 

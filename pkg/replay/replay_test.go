@@ -43,9 +43,22 @@ func replayBytes(t *testing.T, in []byte, p *alerts.Pseudonymizer) ([]byte, *Sum
 	return out.Bytes(), sum
 }
 
+var (
+	baseOnce sync.Once
+	baseOut  []byte
+	baseSum  *Summary
+)
+
+// baseReplay is the default-config replay of attackTraffic, shared by the
+// tests that only read it (replays are the slow part under -race).
+func baseReplay(t *testing.T) ([]byte, *Summary) {
+	baseOnce.Do(func() { baseOut, baseSum = replayBytes(t, attackTraffic(t), nil) })
+	return baseOut, baseSum
+}
+
 func TestReplayIsByteIdentical(t *testing.T) {
 	in := attackTraffic(t)
-	a, sa := replayBytes(t, in, nil)
+	a, sa := baseReplay(t)
 	b, _ := replayBytes(t, in, nil)
 	if len(a) == 0 {
 		t.Fatal("no alerts from attack traffic")
@@ -59,7 +72,7 @@ func TestReplayIsByteIdentical(t *testing.T) {
 // TestAlertContract checks every alert against the required fields and
 // types of DESIGN.md, and that detected_at equals event_time in replay.
 func TestAlertContract(t *testing.T) {
-	out, _ := replayBytes(t, attackTraffic(t), nil)
+	out, _ := baseReplay(t)
 	sev := map[string]bool{"low": true, "medium": true, "high": true, "critical": true}
 	ids := map[string]bool{}
 	for i, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
@@ -121,9 +134,9 @@ func TestAlertContract(t *testing.T) {
 // TestNoCustomerIDsInAlerts: customer accounts appear only as keyed-hash
 // pseudonyms, or redacted without a key; record ids never appear.
 func TestNoCustomerIDsInAlerts(t *testing.T) {
-	in := attackTraffic(t)
-	for _, p := range []*alerts.Pseudonymizer{nil, alerts.NewPseudonymizer([]byte("k3y"))} {
-		out, _ := replayBytes(t, in, p)
+	redacted, _ := baseReplay(t)
+	keyed, _ := replayBytes(t, attackTraffic(t), alerts.NewPseudonymizer([]byte("k3y")))
+	for _, out := range [][]byte{redacted, keyed} {
 		if i := bytes.Index(out, []byte("cust-")); i >= 0 {
 			t.Errorf("customer id in alerts: %s", out[max(0, i-200):min(len(out), i+50)])
 		}
@@ -166,7 +179,7 @@ func TestGzipInput(t *testing.T) {
 	zw := gzip.NewWriter(&z)
 	_, _ = zw.Write(in)
 	_ = zw.Close()
-	plain, _ := replayBytes(t, in, nil)
+	plain, _ := baseReplay(t)
 	gz, _ := replayBytes(t, z.Bytes(), nil)
 	if !bytes.Equal(plain, gz) {
 		t.Error("gzip replay differs from plain replay")
