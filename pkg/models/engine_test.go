@@ -1,0 +1,162 @@
+package models
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/event"
+)
+
+func ev(ts time.Time, principal string) *event.Event {
+	return &event.Event{Time: ts.UnixNano(), Principal: principal, Object: "public.customers", Rows: 10, HasRows: true,
+		Credential: "kid-" + principal, SourceIP: netip.MustParseAddr("203.0.113.7")}
+}
+
+func TestLateEventsAreCountedAndKeptOut(t *testing.T) {
+	e, _ := New(config.Default(), nil) // lateness 1m
+	base := at(3, 10, 30)
+	e.Process(ev(base, "alice"))
+	e.Process(ev(base.Add(30*time.Second), "bob"))
+	// 40s behind the newest event: within the lateness, lands in the
+	// previous 1m bucket of alice, which is still held.
+	e.Process(ev(base.Add(-10*time.Second), "alice"))
+	// 2 minutes behind: late.
+	e.Process(ev(base.Add(-90*time.Second), "alice"))
+	st := e.Stats()
+	if st.Late != 1 || st.Events != 3 {
+		t.Fatalf("late=%d events=%d, want 1 and 3", st.Late, st.Events)
+	}
+	a := e.Lookup(KindPrincipal, "alice")
+	w := &a.win[0]
+	if w.cur.requests != 1 || w.prev.requests != 1 {
+		t.Errorf("1m buckets cur=%d prev=%d, want 1 and 1: the in-lateness event belongs to the previous minute", w.cur.requests, w.prev.requests)
+	}
+	if h := &a.win[2]; h.cur.requests != 2 {
+		t.Errorf("1h bucket holds %d requests, want 2", h.cur.requests)
+	}
+}
+
+func TestEntityKinds(t *testing.T) {
+	tests := []struct {
+		name  string
+		kinds config.EntityKinds
+		ev    *event.Event
+		want  []string // kind/key
+	}{
+		{name: "defaults", kinds: config.Default().Engine.Entities, ev: ev(at(0, 9, 0), "alice"),
+			want: []string{"principal/alice", "source_net/203.0.113.0/24", "credential/kid-alice"}},
+		{name: "no address, no credential", kinds: config.Default().Engine.Entities,
+			ev:   &event.Event{Time: at(0, 9, 0).UnixNano(), Principal: "bob"},
+			want: []string{"principal/bob"}},
+		{name: "address and client switched on", kinds: config.EntityKinds{Principal: true, SourceIP: true, Client: true},
+			ev:   &event.Event{Time: at(0, 9, 0).UnixNano(), Principal: "carol", Client: "psql", SourceIP: netip.MustParseAddr("2001:db8::1")},
+			want: []string{"principal/carol", "source_ip/2001:db8::1", "client/psql"}},
+		{name: "IPv6 network is a /64", kinds: config.EntityKinds{SourceNet: true},
+			ev:   &event.Event{Time: at(0, 9, 0).UnixNano(), Principal: "dave", SourceIP: netip.MustParseAddr("2001:db8:1:2:3::9")},
+			want: []string{"source_net/2001:db8:1:2::/64"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Engine.Entities = tt.kinds
+			e, err := New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Process(tt.ev)
+			if e.Entities() != len(tt.want) {
+				t.Errorf("%d entities, want %d", e.Entities(), len(tt.want))
+			}
+			for _, w := range tt.want {
+				var kind Kind
+				var key string
+				for k := Kind(0); k < numKinds; k++ {
+					if p := k.String() + "/"; len(w) > len(p) && w[:len(p)] == p {
+						kind, key = k, w[len(p):]
+					}
+				}
+				if e.Lookup(kind, key) == nil {
+					t.Errorf("no entity %s", w)
+				}
+			}
+		})
+	}
+}
+
+func TestSlotOf(t *testing.T) {
+	for _, tc := range []struct {
+		t    time.Time
+		want int
+	}{
+		{time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC), 0},      // Monday 00:00
+		{time.Date(2026, 1, 5, 13, 30, 0, 0, time.UTC), 13},   // Monday 13:30
+		{time.Date(2026, 1, 11, 23, 59, 0, 0, time.UTC), 167}, // Sunday 23:59
+		{time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), 72},     // Thursday
+	} {
+		if got := slotOf(tc.t.UnixNano()); got != tc.want {
+			t.Errorf("slotOf(%v) = %d, want %d", tc.t, got, tc.want)
+		}
+	}
+}
+
+func TestTouchForgetsLeastRecent(t *testing.T) {
+	var s []uint64
+	for _, h := range []uint64{1, 2, 3} {
+		if touch(&s, h, 3) {
+			t.Fatalf("%d known before it was seen", h)
+		}
+	}
+	if !touch(&s, 1, 3) { // 1 becomes most recent: order 2,3,1
+		t.Fatal("1 forgotten")
+	}
+	touch(&s, 4, 3) // forgets 2
+	if touch(&s, 2, 3) {
+		t.Error("2 should have been forgotten")
+	}
+	if !touch(&s, 1, 3) {
+		t.Error("1 should be known")
+	}
+}
+
+// TestAnomalousWindowsDoNotFeedBaselines: an entity that keeps attacking
+// keeps being judged against its pre-attack normal.
+func TestAnomalousWindowsDoNotFeedBaselines(t *testing.T) {
+	e, _ := New(config.Default(), nil)
+	// Two weeks of 20 sensitive rows an hour, 9-17 on weekdays.
+	for d := 0; d < 14; d++ {
+		if !weekday(d) {
+			continue
+		}
+		for h := 9; h < 17; h++ {
+			for k := 0; k < 4; k++ {
+				x := ev(at(d, h, k*15), "alice")
+				x.Rows = 5
+				e.Process(x)
+			}
+		}
+	}
+	a := e.Lookup(KindPrincipal, "alice")
+	// Three hours of dumping; the first event closes Friday's last normal
+	// hour, so the baseline is read after it.
+	var before ewma
+	for h := 9; h < 12; h++ {
+		for k := 0; k < 60; k++ {
+			x := ev(at(14, h, k), "alice")
+			x.Rows = 1000
+			e.Process(x)
+			if h == 9 && k == 0 {
+				before = a.win[2].base[mSensitive]
+			}
+		}
+	}
+	e.Process(ev(at(14, 13, 0), "alice")) // close the last dumping hour
+	after := a.win[2].base[mSensitive]
+	if after.n != before.n || after.mu != before.mu {
+		t.Errorf("1h baseline moved during the attack: before %+v after %+v", before, after)
+	}
+	if e.Stats().Detections[RuleVolumeSpike] == 0 {
+		t.Error("the dump was not detected")
+	}
+}
