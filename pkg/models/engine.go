@@ -148,24 +148,11 @@ func (e *Engine) Process(ev *event.Event) {
 		x.sensRows = ev.Rows
 		x.objHash = xxhash.Sum64String(ev.Object)
 	}
-	x.prinHash = xxhash.Sum64String(ev.Principal)
 	for hi, w := range e.horizons {
 		x.bucket[hi] = floorTo(t, w)
 	}
 	var refs [numKinds]entityRef
-	n := e.refs(ev, &refs)
-	if n == 0 {
-		return
-	}
-	if ev.SourceIP.IsValid() {
-		x.srcHash = addrHash(KindSourceNet, ev.SourceIP)
-		if p, err := ev.SourceIP.Prefix(e.bitsFor(ev)); err == nil {
-			x.srcHash = netHash(KindSourceNet, p)
-		}
-	}
-	if ev.Client != "" {
-		x.clientHash = keyHash(KindClient, ev.Client)
-	}
+	n := e.refs(&x, &refs)
 	for i := 0; i < n; i++ {
 		ent := e.entity(&refs[i], t)
 		x.primary = i == 0

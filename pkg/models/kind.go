@@ -5,8 +5,6 @@ import (
 	"net/netip"
 
 	"github.com/cespare/xxhash/v2"
-
-	"github.com/exfilguard/exfilguard/pkg/event"
 )
 
 // Kind is the kind of entity a baseline is kept for.
@@ -101,23 +99,28 @@ func (r *entityRef) key() string {
 	return r.str
 }
 
-// refs fills out with the entities ev names among the enabled kinds and
-// returns how many there are.
-func (e *Engine) refs(ev *event.Event, out *[numKinds]entityRef) int {
+// refs fills out with the entities the event names among the enabled
+// kinds and returns how many there are. It also fills the hashes of x that
+// detectors share (principal, source network, client), so each is computed
+// once per event.
+func (e *Engine) refs(x *eventFacts, out *[numKinds]entityRef) int {
+	ev := x.ev
 	n := 0
+	x.prinHash = xxhash.Sum64String(ev.Principal)
 	if e.kinds[KindPrincipal] && ev.Principal != "" {
-		out[n] = entityRef{kind: KindPrincipal, hash: keyHash(KindPrincipal, ev.Principal), str: ev.Principal}
+		out[n] = entityRef{kind: KindPrincipal, hash: mix(x.prinHash ^ kindSalt[KindPrincipal]), str: ev.Principal}
 		n++
 	}
+	x.srcHash = 0
 	if ev.SourceIP.IsValid() {
-		if e.kinds[KindSourceNet] {
-			bits := e.netBits4
-			if ev.SourceIP.Is6() {
-				bits = e.netBits6
-			}
-			p, err := ev.SourceIP.Prefix(bits)
-			if err == nil {
-				out[n] = entityRef{kind: KindSourceNet, hash: netHash(KindSourceNet, p), prefix: p}
+		bits := e.netBits4
+		if ev.SourceIP.Is6() {
+			bits = e.netBits6
+		}
+		if p, err := ev.SourceIP.Prefix(bits); err == nil {
+			x.srcHash = netHash(KindSourceNet, p)
+			if e.kinds[KindSourceNet] {
+				out[n] = entityRef{kind: KindSourceNet, hash: x.srcHash, prefix: p}
 				n++
 			}
 		}
@@ -131,9 +134,13 @@ func (e *Engine) refs(ev *event.Event, out *[numKinds]entityRef) int {
 		out[n] = entityRef{kind: KindCredential, hash: keyHash(KindCredential, ev.Credential), str: ev.Credential}
 		n++
 	}
-	if e.kinds[KindClient] && ev.Client != "" {
-		out[n] = entityRef{kind: KindClient, hash: keyHash(KindClient, ev.Client), str: ev.Client}
-		n++
+	x.clientHash = 0
+	if ev.Client != "" {
+		x.clientHash = keyHash(KindClient, ev.Client)
+		if e.kinds[KindClient] {
+			out[n] = entityRef{kind: KindClient, hash: x.clientHash, str: ev.Client}
+			n++
+		}
 	}
 	return n
 }

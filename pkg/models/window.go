@@ -48,13 +48,13 @@ const never = math.MaxFloat32
 // allowed lateness is at most the shortest horizon, so every event that is
 // not dropped as late lands in one of them.
 type window struct {
+	// The fields every event reads come first, to share cache lines.
 	start     int64 // start of cur, Unix ns; 0 before the first event
 	cur, prev bucket
-	records   pair
 	// thr is, per measure, the sliding total at which the measure fires in
-	// the current bucket; fixed when the bucket opens (baselines change
-	// only when buckets close), raised by the escalation step after a
-	// detection so that an incident does not repeat on every event.
+	// the current bucket (see Engine.thresholds); raised by the escalation
+	// step after a detection so that an incident does not repeat on every
+	// event.
 	thr [numMeasures]float32
 	// enumThr is the count of numeric ids at which the sequential share is
 	// judged.
@@ -68,7 +68,9 @@ type window struct {
 	// exact has bit m set when thr[m] was computed from the baselines
 	// rather than being the cheap lower bound.
 	exact uint8
-	base  [numMeasures]ewma
+
+	records pair
+	base    [numMeasures]ewma
 	// peak is the largest closed bucket learned as normal, decaying with a
 	// half-life of about a month. Means cannot describe a nightly job (one
 	// huge bucket a day among empty ones); a peak can, from one example.

@@ -24,12 +24,22 @@ const (
 	// the hash and the rank (leading zeros + 1) of the remaining 39 bits in
 	// the low 6 bits. Two distinct hashes share an entry with probability
 	// about 2^-26, so counting entries is exact in practice, and an entry
-	// carries exactly what the dense register needs (see entryReg).
+	// carries exactly what the dense register needs (see entryReg). Entries
+	// are below 2^31 and never 0.
 	sparseP    = 25
 	rankBits   = 6
 	maxSubRank = 64 - sparseP + 1
 
 	inlineN = 4 // entries held in the struct itself; see Distinct
+
+	// The sparse form is an open-addressing hash set of entries whose table
+	// is the whole buffer: a power of two from minTable to denseWords slots,
+	// at most 3/4 full, so it holds up to maxSparse entries.
+	minTable  = 8
+	maxSparse = denseWords * 3 / 4
+
+	// sortedMark in in[0] marks the sorted sparse form (see Distinct).
+	sortedMark = 1
 )
 
 // Distinct estimates the number of distinct 64-bit hashes added to it. The
@@ -38,28 +48,51 @@ const (
 //
 // It has three forms, chosen by how many distinct entries it has seen:
 //
-//   - inline: up to 4 sparse entries, sorted, in the struct (no heap);
-//   - sparse: 5 to 255 sorted entries in buf; the count is exact;
+//   - inline: up to 4 sparse entries, sorted, in in (no heap); len(buf) == 0;
+//   - sparse: 5 to 192 entries in an open-addressing hash set; the count is
+//     exact, and is len(buf);
 //   - dense: 1024 one-byte HLL registers packed in buf (len(buf) ==
 //     denseWords, which is how the form is told), with the HIP estimate and
-//     the change-probability sum in the struct where the inline entries were.
+//     the change-probability sum in in.
 //
-// Sparse turns dense when it would hold 256 entries, that is when it would
-// be as large as the dense form. Both heap forms share the one buffer: Reset
-// keeps it, so a bucket that went dense once refills its sparse entries and
-// later its registers in the same 1 KiB without allocating. The price is
-// that a once-busy bucket keeps 1 KiB while light; bucket rotation reuses
-// buckets, so that memory is wanted again soon.
+// The sparse hash set is buf[:cap(buf)]: cap(buf) is always a power of two,
+// from 8 to 256, and is the number of slots. A slot holds an entry or 0
+// (empty). An entry's home slot is its top bits, e·cap/2^31 (the entry is
+// made of hash bits, so they are uniform), and it sits in the first free slot
+// from there on, wrapping around (linear probing). Adding the entry that
+// would fill more than 3/4 of the slots first doubles the table, rehashing
+// into a new buffer, and at 256 slots makes the sketch dense instead: 193
+// entries would no longer fit at that load, and the dense form takes the
+// same 1 KiB. Lookups and inserts are O(1) (about 2.5 probes at 3/4 load).
+// Because home slots rise with the entry, the table is nearly sorted, and the
+// rare paths that need sorted entries (Merge of sparse sketches, encoding)
+// sort a copy on the stack cheaply.
+//
+// in holds, per form:
+//
+//   - inline: the entries, sorted, then zeros;
+//   - sparse: all zeros;
+//   - sorted sparse: {sortedMark, 0, 0, 0}. Version-1 encodings written by
+//     the earlier sorted-array implementation can hold 193 to 255 sparse
+//     entries; decoding one keeps them as they are (exact count, the same
+//     bytes when encoded again) as sorted entries in buf[:len(buf)], looked
+//     up by binary search. Only decoding makes this form, and the first new
+//     entry, or a Merge that adds any, makes it dense;
+//   - dense: the HIP estimate (float64 bits, words 0-1) and the change sum
+//     (words 2-3, see weight).
+//
+// Both heap forms share the one buffer: Reset keeps it, and the next fill
+// hashes into all of its slots (clearing them when the fourth inline entry
+// spills), so a bucket that went dense once refills its sparse set, with
+// no rehashing, and later its registers in the same 1 KiB without
+// allocating. The price is that a once-busy bucket keeps 1 KiB while light;
+// bucket rotation reuses buckets, so that memory is wanted again soon.
 //
 // The zero value is an empty sketch. A Distinct is not safe for concurrent
 // use, and must not be copied by value once used: copies share the buffer.
 type Distinct struct {
 	buf []uint32
-	// in holds sorted sparse entries (0 = unused; entries are never 0) in
-	// the inline form, nothing (all zero) in the sparse form, and in the
-	// dense form the HIP estimate (float64 bits, words 0-1) and the change
-	// sum (words 2-3, see weight).
-	in [inlineN]uint32
+	in  [inlineN]uint32 // see above
 }
 
 // Add adds a hash and reports whether the sketch changed. It allocates
@@ -71,35 +104,63 @@ type Distinct struct {
 // cannot change any sketch of a superset, whose entries (sparse) or
 // registers (dense) are at least as large.
 func (d *Distinct) Add(h uint64) bool {
-	if len(d.buf) == denseWords {
+	n := len(d.buf)
+	if n == denseWords {
 		j := uint32(h >> (64 - precision))
 		r := uint32(bits.LeadingZeros64(h<<precision|1<<(precision-1))) + 1
 		return d.raise(j, r)
 	}
 	e := uint32(h>>(64-sparseP))<<rankBits |
 		uint32(bits.LeadingZeros64(h<<sparseP|1<<(sparseP-1))) + 1
-	if len(d.buf) == 0 {
+	if n == 0 {
 		if added, fits := d.addInline(e); fits {
 			return added
 		}
-		d.reserve(inlineN + 1)
-		d.buf = append(d.buf[:0], d.in[:]...)
-		d.in = [inlineN]uint32{}
-	}
-	i, found := slices.BinarySearch(d.buf, e)
-	if found {
-		return false
-	}
-	n := len(d.buf)
-	if n+1 == denseWords {
-		d.densify(d.buf, []uint32{e}, denseWords)
+		d.spill(e)
 		return true
 	}
-	d.reserve(n + 1)
+	if d.in[0] != 0 {
+		return d.addSorted(e)
+	}
+	t := d.buf[:cap(d.buf)]
+	mask := len(t) - 1
+	i := home(e, len(t))
+	for {
+		x := t[i&mask]
+		if x == e {
+			return false
+		}
+		if x == 0 {
+			break
+		}
+		i++
+	}
+	if 4*(n+1) > 3*len(t) {
+		d.grow(e)
+		return true
+	}
+	t[i&mask] = e
 	d.buf = d.buf[:n+1]
-	copy(d.buf[i+1:], d.buf[i:n])
-	d.buf[i] = e
 	return true
+}
+
+// home returns the slot where probing for entry e starts in a table of size
+// slots: its top bits, so that home slots rise with the entry.
+func home(e uint32, size int) int { return int(uint64(e) * uint64(size) >> 31) }
+
+// insert adds entry e to the hash table t unless it is there; t must have a
+// free slot.
+func insert(t []uint32, e uint32) {
+	mask := len(t) - 1
+	for i := home(e, len(t)); ; i = (i + 1) & mask {
+		switch t[i] {
+		case 0:
+			t[i] = e
+			return
+		case e:
+			return
+		}
+	}
 }
 
 // addInline adds e to the inline entries; fits is false if they are full
@@ -119,6 +180,50 @@ func (d *Distinct) addInline(e uint32) (added, fits bool) {
 		}
 	}
 	return false, false
+}
+
+// spill turns the full inline form into the sparse one, with new entry e:
+// five entries in a table of all the buffer's slots.
+func (d *Distinct) spill(e uint32) {
+	if cap(d.buf) < minTable {
+		d.buf = make([]uint32, 0, minTable)
+	}
+	t := d.buf[:cap(d.buf)]
+	clear(t) // what a previous fill left
+	for _, x := range d.in {
+		insert(t, x)
+	}
+	insert(t, e)
+	d.buf = t[:inlineN+1]
+	d.in = [inlineN]uint32{}
+}
+
+// grow adds new entry e to the sparse set whose table is full: it doubles
+// the table, or at 256 slots makes the sketch dense.
+func (d *Distinct) grow(e uint32) {
+	n := len(d.buf)
+	old := d.buf[:cap(d.buf)]
+	if len(old) >= denseWords {
+		d.densify(old, []uint32{e}, n+1)
+		return
+	}
+	t := make([]uint32, 2*len(old))
+	for _, x := range old {
+		if x != 0 {
+			insert(t, x)
+		}
+	}
+	insert(t, e)
+	d.buf = t[:n+1]
+}
+
+// addSorted adds e to the sorted sparse form: any new entry makes it dense.
+func (d *Distinct) addSorted(e uint32) bool {
+	if _, found := slices.BinarySearch(d.buf, e); found {
+		return false
+	}
+	d.densify(d.buf, []uint32{e}, len(d.buf)+1)
+	return true
 }
 
 // Estimate returns the estimated number of distinct hashes added: exact
@@ -167,21 +272,24 @@ func (d *Distinct) Merge(o *Distinct) {
 		d.mergeDense(o)
 	case o.dense():
 		var keys [denseWords]uint64
-		k := replayOrder(&keys, d.entries())
+		var es [denseWords]uint32
+		k := replayOrder(&keys, d.appendEntries(es[:0]))
 		d.loadDense(o.buf)
 		d.setHip(o.hip())
 		d.replay(k)
 	case d.dense():
 		var keys [denseWords]uint64
-		d.replay(replayOrder(&keys, o.entries()))
+		var es [denseWords]uint32
+		d.replay(replayOrder(&keys, o.appendEntries(es[:0])))
 	default:
-		d.mergeSparse(o.entries())
+		d.mergeSparse(o)
 	}
 }
 
-// mergeSparse merges sorted entries b into sparse d.
-func (d *Distinct) mergeSparse(b []uint32) {
-	a := d.entries()
+// mergeSparse merges the entries of o into d; neither is dense.
+func (d *Distinct) mergeSparse(o *Distinct) {
+	var sa, sb [denseWords]uint32
+	a, b := d.sorted(&sa), o.sorted(&sb)
 	u := len(a) + len(b)
 	for i, j := 0, 0; i < len(a) && j < len(b); {
 		switch {
@@ -198,18 +306,15 @@ func (d *Distinct) mergeSparse(b []uint32) {
 	na := len(a)
 	switch {
 	case u == na:
-	case u >= denseWords:
+	case u > maxSparse:
 		d.densify(a, b, u)
-	case u <= inlineN:
+	case u <= inlineN: // d is inline: a is d.in[:na]
 		mergeBack(d.in[:u], na, b)
 	default:
-		d.reserve(u)
-		if len(d.buf) == 0 { // inline to sparse
-			d.buf = append(d.buf, a...)
-			d.in = [inlineN]uint32{}
-		}
-		d.buf = d.buf[:u]
-		mergeBack(d.buf, na, b)
+		var un [maxSparse]uint32
+		copy(un[:], a)
+		mergeBack(un[:u], na, b)
+		d.setEntries(un[:u])
 	}
 }
 
@@ -231,6 +336,39 @@ func mergeBack(a []uint32, na int, b []uint32) {
 			a[k] = b[j]
 			j--
 		}
+	}
+}
+
+// setEntries makes d the sparse sketch of the strictly increasing entries
+// es (fewer than denseWords), in the form their number calls for. es must
+// not share memory with d's buffer.
+func (d *Distinct) setEntries(es []uint32) {
+	n := len(es)
+	d.buf = d.buf[:0]
+	d.in = [inlineN]uint32{}
+	switch {
+	case n <= inlineN:
+		copy(d.in[:], es)
+	case n <= maxSparse:
+		size := minTable
+		for 4*n > 3*size {
+			size *= 2
+		}
+		if cap(d.buf) < size {
+			d.buf = make([]uint32, 0, size)
+		}
+		t := d.buf[:cap(d.buf)]
+		clear(t)
+		for _, e := range es {
+			insert(t, e)
+		}
+		d.buf = t[:n]
+	default:
+		if cap(d.buf) < denseWords {
+			d.buf = make([]uint32, 0, denseWords)
+		}
+		d.buf = append(d.buf, es...)
+		d.in[0] = sortedMark
 	}
 }
 
@@ -260,26 +398,48 @@ func (d *Distinct) mergeDense(o *Distinct) {
 }
 
 // densify makes d dense from the sparse entries a and b, whose union has n
-// entries. a and b may be d's own entries.
+// entries. a and b may be d's own entries or hash table, in any order; zeros
+// (empty slots) are skipped.
 func (d *Distinct) densify(a, b []uint32, n int) {
 	var regs [denseWords]uint32
-	for _, e := range a {
-		j, r := entryReg(e)
-		foldReg(&regs, j, r)
+	// The change sum of all-zero registers is numRegs·weight(0) = 2^64,
+	// which wraps to 0; the sum of the result is below 2^64, so adding the
+	// changes with wrap-around gives it exactly.
+	s := foldEntries(&regs, a, 0)
+	s = foldEntries(&regs, b, s)
+	if cap(d.buf) < denseWords {
+		d.buf = make([]uint32, denseWords)
 	}
-	for _, e := range b {
-		j, r := entryReg(e)
-		foldReg(&regs, j, r)
-	}
-	d.loadDense(regs[:])
+	d.buf = d.buf[:denseWords]
+	copy(d.buf, regs[:])
+	d.setSum(s)
 	d.setHip(float64(n))
+}
+
+// foldEntries raises regs to the registers of entries es (zeros skipped)
+// and returns change sum s updated for the changes, modulo 2^64.
+func foldEntries(regs *[denseWords]uint32, es []uint32, s uint64) uint64 {
+	for _, e := range es {
+		if e == 0 {
+			continue
+		}
+		j, r := entryReg(e)
+		w := &regs[j/4]
+		sh := j % 4 * 8
+		if old := *w >> sh & 0xff; r > old {
+			*w += (r - old) << sh
+			s += weight(r) - weight(old)
+		}
+	}
+	return s
 }
 
 // loadDense copies regs (denseWords words) into d's buffer as its registers
 // and sets their change sum; the HIP estimate is left to the caller.
 func (d *Distinct) loadDense(regs []uint32) {
-	d.buf = d.buf[:0]
-	d.reserve(denseWords)
+	if cap(d.buf) < denseWords {
+		d.buf = make([]uint32, denseWords)
+	}
 	d.buf = d.buf[:denseWords]
 	copy(d.buf, regs)
 	d.setSum(changeSum(d.buf))
@@ -382,35 +542,64 @@ func entryReg(e uint32) (j, r uint32) {
 	return j, sparseP - precision + e&(1<<rankBits-1)
 }
 
-func foldReg(regs *[denseWords]uint32, j, r uint32) {
-	w := &regs[j/4]
-	sh := j % 4 * 8
-	if old := *w >> sh & 0xff; r > old {
-		*w += (r - old) << sh
-	}
-}
-
-// reserve makes cap(d.buf) at least n (≤ denseWords), keeping its contents.
-// Capacities are powers of two from 8 up to denseWords, so a growing sparse
-// buffer ends up exactly the dense size.
-func (d *Distinct) reserve(n int) {
-	if cap(d.buf) >= n {
-		return
-	}
-	c := min(max(8, 1<<bits.Len(uint(n-1))), denseWords)
-	b := make([]uint32, len(d.buf), c)
-	copy(b, d.buf)
-	d.buf = b
-}
-
 func (d *Distinct) dense() bool { return len(d.buf) == denseWords }
 
-// entries returns the sparse entries, sorted; d must not be dense.
-func (d *Distinct) entries() []uint32 {
-	if len(d.buf) > 0 {
+// appendEntries appends d's sparse entries to dst in storage order (sorted
+// unless hashed); d must not be dense.
+func (d *Distinct) appendEntries(dst []uint32) []uint32 {
+	switch {
+	case len(d.buf) == 0:
+		return append(dst, d.in[:d.inlineLen()]...)
+	case d.in[0] == sortedMark:
+		return append(dst, d.buf...)
+	}
+	for _, e := range d.buf[:cap(d.buf)] {
+		if e != 0 {
+			dst = append(dst, e)
+		}
+	}
+	return dst
+}
+
+// sorted returns d's sparse entries, sorted: d's own inline or sorted
+// entries, or those of its hash table copied into s; d must not be dense.
+func (d *Distinct) sorted(s *[denseWords]uint32) []uint32 {
+	switch {
+	case len(d.buf) == 0:
+		return d.in[:d.inlineLen()]
+	case d.in[0] == sortedMark:
 		return d.buf
 	}
-	return d.in[:d.inlineLen()]
+	// An entry sits at or after its home slot, and home slots rise with the
+	// entry, so reading the slots in order gives entries nearly sorted:
+	// only entries of one cluster can be out of order, and entries of a
+	// cluster wrapping past the end of the table sit before their home, at
+	// its start; they are taken last.
+	t := d.buf[:cap(d.buf)]
+	es := s[:0]
+	for i, e := range t {
+		if e != 0 && home(e, len(t)) <= i {
+			es = append(es, e)
+		}
+	}
+	for i, e := range t {
+		if e == 0 {
+			break
+		}
+		if home(e, len(t)) > i {
+			es = append(es, e)
+		}
+	}
+	// Insertion sort: linear in the entries plus the few inversions.
+	for i := 1; i < len(es); i++ {
+		e := es[i]
+		j := i
+		for ; j > 0 && es[j-1] > e; j-- {
+			es[j] = es[j-1]
+		}
+		es[j] = e
+	}
+	return es
 }
 
 func (d *Distinct) inlineLen() int {

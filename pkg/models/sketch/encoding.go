@@ -13,11 +13,18 @@ import (
 //	        packed four to three bytes, little-endian (768 bytes)
 //
 // Entries are strictly increasing, so every delta is at least 1; a few
-// distinct ids take a few bytes each. Registers never exceed 55 < 64. The
-// change sum is derived from the registers, so it is not stored. Decoding
-// accepts only states the sketch can reach (n < 256, valid entries, a
-// non-zero register, a finite non-negative estimate), which keeps the
-// encoding canonical and the invariants of Distinct safe.
+// distinct ids take a few bytes each. The sparse form holds its entries
+// hashed; they are sorted for encoding, so the bytes are canonical.
+// Registers never exceed 55 < 64. The change sum is derived from the
+// registers, so it is not stored. Decoding accepts only states the sketch
+// can reach (n < 256, valid entries, a non-zero register, a finite
+// non-negative estimate), which keeps the encoding canonical and the
+// invariants of Distinct safe.
+//
+// Sketches turn dense beyond 192 entries since the sparse form became a
+// hash set; earlier ones did at 256. Their encodings of 193 to 255 sparse
+// entries still decode exactly, to the sorted sparse form of Distinct, and
+// encode again to the same bytes.
 const (
 	version    = 1
 	kindSparse = 0
@@ -36,7 +43,8 @@ func (d *Distinct) AppendBinary(b []byte) []byte {
 		}
 		return b
 	}
-	es := d.entries()
+	var s [denseWords]uint32
+	es := d.sorted(&s)
 	b = append(b, version, kindSparse)
 	b = binary.AppendUvarint(b, uint64(len(es)))
 	prev := uint32(0)
@@ -88,13 +96,7 @@ func (d *Distinct) unmarshalSparse(b []byte) error {
 	if len(b) != 0 {
 		return errors.New("sketch: trailing bytes")
 	}
-	d.Reset()
-	if n <= inlineN {
-		copy(d.in[:], es[:n])
-		return nil
-	}
-	d.reserve(int(n))
-	d.buf = append(d.buf, es[:n]...)
+	d.setEntries(es[:n])
 	return nil
 }
 

@@ -1,12 +1,35 @@
 package sketch
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
+
+// legacySorted returns the sketch of n distinct hashes (193 to 255) in the
+// sorted sparse form, as decoding an earlier version's encoding gives it.
+func legacySorted(n int) *Distinct {
+	es := entriesOf(hashes(uint64(n)+100, n))
+	b := binary.AppendUvarint([]byte{version, kindSparse}, uint64(len(es)))
+	prev := uint32(0)
+	for _, e := range es {
+		b = binary.AppendUvarint(b, uint64(e-prev))
+		prev = e
+	}
+	d := new(Distinct)
+	if err := d.UnmarshalBinary(b); err != nil {
+		panic(err)
+	}
+	return d
+}
 
 // everyMode returns sketches in every form a sketch can be in.
 func everyMode() map[string]*Distinct {
@@ -15,12 +38,20 @@ func everyMode() map[string]*Distinct {
 	reused := sketchOf(hashes(3, 3000))
 	reused.Reset()
 	reused.Add(1)
+	sparseReused := sketchOf(hashes(3, 3000))
+	sparseReused.Reset()
+	for _, h := range hashes(5, 150) {
+		sparseReused.Add(h)
+	}
 	return map[string]*Distinct{
 		"empty":          new(Distinct),
 		"inline1":        sketchOf(hashes(1, 1)),
 		"inline4":        sketchOf(hashes(1, 4)),
 		"sparse5":        sketchOf(hashes(1, 5)),
-		"sparse255":      sketchOf(hashes(1, 255)),
+		"sparse192":      sketchOf(hashes(1, 192)),
+		"sparse-reused":  sparseReused,
+		"sorted255":      legacySorted(255),
+		"dense193":       sketchOf(hashes(1, 193)),
 		"dense256":       sketchOf(hashes(1, 256)),
 		"dense1M":        sketchOf(hashes(1, 1_000_000)),
 		"dense-merged":   merged,
@@ -133,4 +164,136 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("estimate after merge %v", est)
 		}
 	})
+}
+
+// TestGolden decodes version-1 encodings written by the earlier
+// implementation (sorted sparse array, dense from 256 entries; see
+// testdata/v1-golden.txt): each must decode to the same estimate, entries
+// and registers, and encode again to the same bytes. Sketches of up to 192
+// entries, sparse in both implementations, must encode to the same bytes.
+func TestGolden(t *testing.T) {
+	f, err := os.Open("testdata/v1-golden.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	cases := 0
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		var name, estHex, encHex string
+		var seed uint64
+		var n int
+		if _, err := fmt.Sscan(line, &name, &seed, &n, &estHex, &encHex); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		estBits, err := strconv.ParseUint(estHex, 16, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := hex.DecodeString(encHex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases++
+		var d Distinct
+		if err := d.UnmarshalBinary(enc); err != nil {
+			t.Fatalf("%s %d: %v", name, n, err)
+		}
+		checkForm(t, &d)
+		if got := math.Float64bits(d.Estimate()); got != estBits {
+			t.Errorf("%s %d: estimate %v, want %v", name, n, d.Estimate(), math.Float64frombits(estBits))
+		}
+		if got := d.AppendBinary(nil); !bytes.Equal(got, enc) {
+			t.Errorf("%s %d: encodes again to different bytes", name, n)
+		}
+		if name != "stream" {
+			continue
+		}
+		hs := hashes(seed, n)
+		check(t, &d, hs)
+		fresh := sketchOf(hs)
+		switch {
+		case n <= maxSparse:
+			if !bytes.Equal(fresh.AppendBinary(nil), enc) {
+				t.Errorf("%s %d: sketch of the same stream encodes differently", name, n)
+			}
+		case n < denseWords:
+			if mode(&d) != "sorted" || !fresh.dense() {
+				t.Errorf("%d entries: decoded %s, fresh %s", n, mode(&d), mode(fresh))
+			}
+			// Same registers as the fresh (now dense) sketch of the stream.
+			d2 := clone(&d)
+			d2.Add(hs[0]) // a duplicate: stays sorted
+			if !same(d2, &d) {
+				t.Errorf("%d entries: a duplicate changed the sorted form", n)
+			}
+			d2.Add(^hs[0]) // new: turns dense, from the exact count
+			if !d2.dense() || d2.Estimate() != float64(n+1) || regsOf(d2) != registers(append(slices.Clone(hs), ^hs[0])) {
+				t.Errorf("%d entries: a new entry gave %s with estimate %v", n, mode(d2), d2.Estimate())
+			}
+		default:
+			if regsOf(fresh) != regsOf(&d) {
+				t.Errorf("%s %d: registers differ from a fresh sketch's", name, n)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil || cases < 20 {
+		t.Fatalf("read %d cases: %v", cases, err)
+	}
+}
+
+// TestSortedMerge merges the sorted sparse form (decoded from an earlier
+// version) with every form: a subset leaves it as it is, anything new makes
+// it dense from the exact count, and merged into another sketch it gives
+// the union.
+func TestSortedMerge(t *testing.T) {
+	const n = 230
+	hs := hashes(n+100, n) // legacySorted(n)'s hashes
+	for _, c := range []struct {
+		name  string
+		other []uint64
+	}{
+		{"empty", nil}, {"inline-subset", hs[:3]}, {"sparse-subset", hs[:150]}, {"same", hs},
+		{"inline-new", hashes(1, 2)}, {"sparse-new", hashes(1, 40)}, {"dense", hashes(1, 3000)},
+		{"dense-subset", append(slices.Clone(hs[:100]), hs...)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			union := append(slices.Clone(hs), c.other...)
+			nu := len(entriesOf(union))
+			o := sketchOf(c.other)
+			d := legacySorted(n)
+			d.Merge(o)
+			check(t, d, union)
+			switch {
+			case o.dense(): // dense, with o's estimate and the replayed entries
+				if !d.dense() || math.Abs(d.Estimate()/float64(nu)-1) > 3*stdErr() {
+					t.Errorf("%s, estimate %v for %d", mode(d), d.Estimate(), nu)
+				}
+			case nu == n:
+				if !same(d, legacySorted(n)) {
+					t.Errorf("merging a subset changed the sorted form (now %s)", mode(d))
+				}
+			case d.Estimate() != float64(nu):
+				t.Errorf("estimate %v, want exactly %d", d.Estimate(), nu)
+			}
+			if o.dense() {
+				return
+			}
+			// The other way round: the sorted form as the argument.
+			o2, s := clone(o), legacySorted(n)
+			o2.Merge(s)
+			check(t, o2, union)
+			if !same(s, legacySorted(n)) {
+				t.Error("Merge changed its argument")
+			}
+			if o2.Estimate() != float64(nu) {
+				t.Errorf("reverse: estimate %v, want exactly %d", o2.Estimate(), nu)
+			}
+		})
+	}
 }
