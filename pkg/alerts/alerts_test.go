@@ -26,7 +26,8 @@ func det(minutes int, sev models.Severity, exposure float64) *models.Detection {
 }
 
 func TestIncidentLifecycle(t *testing.T) {
-	cfg := config.Default().Alerts // quiet 24h, step 2
+	cfg := config.Default().Alerts // quiet 24h
+	cfg.EscalationStep = 2
 	b := NewBuilder(cfg, nil, nil)
 	steps := []struct {
 		name       string

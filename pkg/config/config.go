@@ -281,6 +281,6 @@ func Default() *Config {
 			OffHours:             OffHours{Enabled: true, MinRows: 200, MaxShare: 0.05, MinWeeks: 2},
 			Enumeration:          Enumeration{Enabled: true, MinIDs: 100, MinShare: 0.8},
 		},
-		Alerts: Alerts{QuietPeriod: Duration(24 * time.Hour), EscalationStep: 2},
+		Alerts: Alerts{QuietPeriod: Duration(24 * time.Hour), EscalationStep: 4},
 	}
 }
