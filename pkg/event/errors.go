@@ -56,8 +56,9 @@ func (r Reason) String() string {
 // and decode errors end up in logs.
 type DecodeError struct {
 	Reason Reason
-	// Field is the contract name of the field at fault, or "" when the fault
-	// is not tied to a known field. It is never taken from the message.
+	// Field is the contract name of the field whose value is at fault, or ""
+	// when there is none (syntax, size, a missing field, which the Reason
+	// names). It is never taken from the message.
 	Field string
 	// Offset is the byte offset in the message where the fault was found, or
 	// -1 when the fault concerns the message as a whole.

@@ -32,7 +32,7 @@ func TestDecodeErrorError(t *testing.T) {
 		err  DecodeError
 		want string
 	}{
-		{DecodeError{Reason: ReasonMissingPrincipal, Field: "principal", Offset: -1}, `decode event: field "principal": missing_principal`},
+		{DecodeError{Reason: ReasonMissingPrincipal, Offset: -1}, `decode event: missing_principal`},
 		{DecodeError{Reason: ReasonTooLarge, Offset: -1}, `decode event: too_large`},
 		{DecodeError{Reason: ReasonBadValue, Field: "rows", Offset: 42}, `decode event: field "rows": bad_value at offset 42`},
 		{DecodeError{Reason: ReasonMalformedJSON, Offset: 0}, `decode event: malformed_json at offset 0`},

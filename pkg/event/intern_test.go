@@ -69,6 +69,21 @@ func TestInternerPromotesFromOld(t *testing.T) {
 	}
 }
 
+func TestInternerBoundsBytes(t *testing.T) {
+	const capacity = 16
+	in := NewInterner(capacity)
+	for i := range 1000 {
+		in.Intern([]byte(strconv.Itoa(i) + strings.Repeat("x", maxInternLen-10)))
+		var n int
+		for s := range in.cur {
+			n += len(s)
+		}
+		if n != in.bytes || n > capacity*internBytesPerString {
+			t.Fatalf("current generation holds %d bytes (counted %d), want at most %d", n, in.bytes, capacity*internBytesPerString)
+		}
+	}
+}
+
 func TestInternerSkipsLongValues(t *testing.T) {
 	in := NewInterner(0)
 	long := []byte(strings.Repeat("x", maxInternLen+1))

@@ -111,12 +111,10 @@ func (d *Native) object(ev *Event) error {
 			err = s.skip(2)
 		case fieldTS:
 			hasTime, err = d.ts(ev)
-		case fieldRows, fieldBytes:
-			err = d.count(f, ev)
 		case fieldRecordIDs:
 			err = d.recordIDs(ev)
 		default:
-			err = d.text(f, ev)
+			err = d.field(f, ev)
 		}
 		if err != nil {
 			return err
@@ -138,10 +136,10 @@ func (d *Native) object(ev *Event) error {
 		return s.malformed()
 	}
 	if !hasTime {
-		return &DecodeError{Reason: ReasonMissingTime, Field: fieldNames[fieldTS], Offset: -1}
+		return &DecodeError{Reason: ReasonMissingTime, Offset: -1}
 	}
 	if ev.Principal == "" {
-		return &DecodeError{Reason: ReasonMissingPrincipal, Field: fieldNames[fieldPrincipal], Offset: -1}
+		return &DecodeError{Reason: ReasonMissingPrincipal, Offset: -1}
 	}
 	return nil
 }
@@ -166,41 +164,37 @@ func (d *Native) ts(ev *Event) (bool, error) {
 	return false, &DecodeError{Reason: ReasonBadTime, Field: fieldNames[fieldTS], Offset: start}
 }
 
-// count reads rows or bytes.
-func (d *Native) count(f field, ev *Event) error {
+// field reads a scalar field other than ts. Every field is assigned even
+// when the value is null, so that a later duplicate key wins.
+func (d *Native) field(f field, ev *Event) error {
 	start := d.s.pos
 	k, v, err := d.s.scalar()
 	if err != nil {
 		return err
 	}
-	var n int64
-	switch k {
-	case kindNull:
-	case kindNumber, kindString:
-		var ok bool
-		if n, ok = parseCount(v); !ok {
+	if f == fieldRows || f == fieldBytes {
+		// Counts, also as numeric strings; null is absent.
+		var n int64
+		switch k {
+		case kindNull:
+		case kindNumber, kindString:
+			var ok bool
+			if n, ok = parseCount(v); !ok {
+				return badValue(f, start)
+			}
+		default:
 			return badValue(f, start)
 		}
-	default:
-		return badValue(f, start)
+		if f == fieldRows {
+			ev.Rows, ev.HasRows = n, k != kindNull
+		} else {
+			ev.Bytes = n
+		}
+		return nil
 	}
-	if f == fieldRows {
-		ev.Rows, ev.HasRows = n, k != kindNull
-	} else {
-		ev.Bytes = n
-	}
-	return nil
-}
 
-// text reads the fields whose value is a string. Producers emit numeric ids
-// unquoted, so a number is taken as its text. Null and "" are both absent,
-// and every field is assigned even then, so that a later duplicate key wins.
-func (d *Native) text(f field, ev *Event) error {
-	start := d.s.pos
-	k, v, err := d.s.scalar()
-	if err != nil {
-		return err
-	}
+	// The rest are strings. Producers emit numeric ids unquoted, so a
+	// number is taken as its text; null and "" are both absent.
 	switch k {
 	case kindString, kindNumber:
 	case kindNull:

@@ -217,10 +217,11 @@ func plain(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
 		x := binary.LittleEndian.Uint64(b[i:])
 		q, bs := x^(ones*'"'), x^(ones*'\\')
-		// Each term sets the high bit of a byte that is '"', '\\' or below
-		// 0x20. Borrows can only mark bytes after the first hit, so the
+		// For a byte below 0x80, each difference has its high bit set when
+		// the byte is '"', '\\' or below 0x20; &^x drops the bytes from
+		// 0x80 up. Borrows can only mark bytes after the first hit, so the
 		// lowest set bit is exact.
-		if hit := ((q-ones)&^q | (bs-ones)&^bs | (x-ones*0x20)&^x) & highs; hit != 0 {
+		if hit := ((q - ones) | (bs - ones) | (x - ones*0x20)) &^ x & highs; hit != 0 {
 			return i + bits.TrailingZeros64(hit)/8
 		}
 	}

@@ -143,8 +143,7 @@ func parseEpochMillis(b []byte) (int64, bool) {
 	return ns, true
 }
 
-// d2 reads two ASCII digits, or returns a value of 100 or more when either
-// is not a digit.
+// d2 reads two ASCII digits, or returns 100 when either is not a digit.
 func d2(hi, lo byte) uint {
 	h, l := uint(hi-'0'), uint(lo-'0')
 	if h > 9 || l > 9 {
