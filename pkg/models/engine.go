@@ -160,13 +160,6 @@ func (e *Engine) Process(ev *event.Event) {
 	}
 }
 
-func (e *Engine) bitsFor(ev *event.Event) int {
-	if ev.SourceIP.Is4() {
-		return e.netBits4
-	}
-	return e.netBits6
-}
-
 // eventFacts is what Process derives once per event and every entity
 // shares.
 type eventFacts struct {
@@ -219,6 +212,9 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		ent.last = t
 	}
 	if ent.kind == KindPrincipal && ev.Role != "" && ev.Role != ent.role {
+		if ent.group != nil {
+			ent.group.members--
+		}
 		ent.role = ev.Role
 		ent.group = e.groupOf(ev.Role)
 		ent.group.members++
@@ -346,16 +342,6 @@ func floorTo(t, w int64) int64 {
 // buckets it leaves.
 func (e *Engine) roll(ent *Entity, starts *[config.MaxHorizons]int64) {
 	hourRolled := false
-	defer func() {
-		// Baselines learn as short buckets close; the long buckets opened
-		// days ago must see it, or a 7d threshold set on day one holds a
-		// week.
-		if hourRolled {
-			for hi := e.hourIdx + 1; hi < len(ent.win); hi++ {
-				e.thresholds(ent, hi)
-			}
-		}
-	}()
 	for hi := range ent.win {
 		w := &ent.win[hi]
 		width := e.horizons[hi]
@@ -393,6 +379,13 @@ func (e *Engine) roll(ent *Entity, starts *[config.MaxHorizons]int64) {
 		e.open(ent, hi)
 		if hi == e.hourIdx {
 			hourRolled = true
+		}
+	}
+	// Baselines learn as short buckets close; the long buckets opened days
+	// ago must see it, or a 7d threshold set on day one holds a week.
+	if hourRolled {
+		for hi := e.hourIdx + 1; hi < len(ent.win); hi++ {
+			e.thresholds(ent, hi)
 		}
 	}
 }
