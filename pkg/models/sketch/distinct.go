@@ -49,42 +49,43 @@ const (
 // It has three forms, chosen by how many distinct entries it has seen:
 //
 //   - inline: up to 4 sparse entries, sorted, in in (no heap); len(buf) == 0;
-//   - sparse: 5 to 192 entries in an open-addressing hash set; the count is
-//     exact, and is len(buf);
+//   - sparse: 5 to 192 entries in an open-addressing hash set in buf; the
+//     count is exact, and is len(buf);
 //   - dense: 1024 one-byte HLL registers packed in buf (len(buf) ==
 //     denseWords, which is how the form is told), with the HIP estimate and
 //     the change-probability sum in in.
 //
-// The sparse hash set is buf[:cap(buf)]: cap(buf) is always a power of two,
-// from 8 to 256, and is the number of slots. A slot holds an entry or 0
-// (empty). An entry's home slot is its top bits, e·cap/2^31 (the entry is
-// made of hash bits, so they are uniform), and it sits in the first free slot
-// from there on, wrapping around (linear probing). Adding the entry that
-// would fill more than 3/4 of the slots first doubles the table, rehashing
-// into a new buffer, and at 256 slots makes the sketch dense instead: 193
-// entries would no longer fit at that load, and the dense form takes the
-// same 1 KiB. Lookups and inserts are O(1) (about 2.5 probes at 3/4 load).
-// Because home slots rise with the entry, the table is nearly sorted, and the
-// rare paths that need sorted entries (Merge of sparse sketches, encoding)
-// sort a copy on the stack cheaply.
+// The sparse hash set is buf[:cap(buf)], beyond len(buf): cap(buf) is always
+// a power of two, from 8 to 256, and is the number of slots. A slot holds an
+// entry or 0 (empty: entries are never 0). An entry's home slot is its top
+// bits, e·cap/2^31 (entries are hash bits, so these are uniform), and it sits
+// in the first free slot from there on, wrapping around (linear probing).
+// Adding an entry that would fill more than 3/4 of the slots first doubles
+// the table, rehashing into a new buffer; at 256 slots it makes the sketch
+// dense instead: a 193rd entry would pass that load, and the dense form
+// takes the same 1 KiB. At 3/4 load a repeat takes about 2.5 probes on
+// average and a new entry 8.5, fewer below; Add is O(1). Since home slots
+// rise with the entry, the table is nearly sorted, and encoding, which needs
+// sorted entries, sorts a copy on the stack cheaply.
 //
 // in holds, per form:
 //
 //   - inline: the entries, sorted, then zeros;
 //   - sparse: all zeros;
-//   - sorted sparse: {sortedMark, 0, 0, 0}. Version-1 encodings written by
-//     the earlier sorted-array implementation can hold 193 to 255 sparse
-//     entries; decoding one keeps them as they are (exact count, the same
-//     bytes when encoded again) as sorted entries in buf[:len(buf)], looked
-//     up by binary search. Only decoding makes this form, and the first new
-//     entry, or a Merge that adds any, makes it dense;
+//   - sorted sparse, a fourth form: {sortedMark, 0, 0, 0}. Earlier versions
+//     kept sorted entries and turned dense at 256, so their version-1
+//     encodings can hold 193 to 255 sparse entries. Decoding one keeps them
+//     as they are (exact count, and the same bytes when encoded again),
+//     sorted in buf[:len(buf)] and found by binary search. Only decoding
+//     makes this form, and the first new entry, from Add or Merge, makes it
+//     dense;
 //   - dense: the HIP estimate (float64 bits, words 0-1) and the change sum
 //     (words 2-3, see weight).
 //
 // Both heap forms share the one buffer: Reset keeps it, and the next fill
-// hashes into all of its slots (clearing them when the fourth inline entry
-// spills), so a bucket that went dense once refills its sparse set, with
-// no rehashing, and later its registers in the same 1 KiB without
+// hashes into all of its slots (clearing them when a fifth entry leaves the
+// inline form), so a bucket that went dense once refills its sparse set
+// without rehashing, and later its registers, in the same 1 KiB without
 // allocating. The price is that a once-busy bucket keeps 1 KiB while light;
 // bucket rotation reuses buckets, so that memory is wanted again soon.
 //
@@ -288,34 +289,96 @@ func (d *Distinct) Merge(o *Distinct) {
 
 // mergeSparse merges the entries of o into d; neither is dense.
 func (d *Distinct) mergeSparse(o *Distinct) {
-	var sa, sb [denseWords]uint32
-	a, b := d.sorted(&sa), o.sorted(&sb)
-	u := len(a) + len(b)
-	for i, j := 0, 0; i < len(a) && j < len(b); {
-		switch {
-		case a[i] < b[j]:
-			i++
-		case a[i] > b[j]:
-			j++
-		default:
-			u--
-			i++
-			j++
+	na := int(d.Estimate()) // exact while sparse
+	if na == 0 && len(o.buf) > 0 && o.in[0] != sortedMark && cap(d.buf) <= cap(o.buf) {
+		// A copy of hashed o, table and all.
+		if cap(d.buf) < cap(o.buf) {
+			d.buf = make([]uint32, 0, cap(o.buf))
+		}
+		d.buf = d.buf[:len(o.buf)]
+		copy(d.buf[:cap(d.buf)], o.buf[:cap(o.buf)])
+		return
+	}
+	u := na
+	for _, e := range o.raw() {
+		if e != 0 && !d.has(e) {
+			u++
 		}
 	}
-	na := len(a)
 	switch {
 	case u == na:
 	case u > maxSparse:
-		d.densify(a, b, u)
-	case u <= inlineN: // d is inline: a is d.in[:na]
-		mergeBack(d.in[:u], na, b)
-	default:
-		var un [maxSparse]uint32
-		copy(un[:], a)
-		mergeBack(un[:u], na, b)
-		d.setEntries(un[:u])
+		d.densify(d.raw(), o.raw(), u)
+	case u <= inlineN: // both inline
+		mergeBack(d.in[:u], na, o.in[:o.inlineLen()])
+	case len(d.buf) > 0 && 4*u <= 3*cap(d.buf): // hashed, with room
+		t := d.buf[:cap(d.buf)]
+		for _, e := range o.raw() {
+			if e != 0 {
+				insert(t, e)
+			}
+		}
+		d.buf = t[:u]
+	default: // a new table, or the kept buffer of an inline d
+		size := minTable
+		for 4*u > 3*size {
+			size *= 2
+		}
+		in := d.in
+		a, t := in[:], d.buf[:cap(d.buf)]
+		if len(d.buf) > 0 { // hashed, too small for u
+			a = t
+		}
+		if len(d.buf) > 0 || len(t) < size {
+			t = make([]uint32, size)
+		} else {
+			clear(t)
+		}
+		for _, e := range a {
+			if e != 0 {
+				insert(t, e)
+			}
+		}
+		for _, e := range o.raw() {
+			if e != 0 {
+				insert(t, e)
+			}
+		}
+		d.buf = t[:u]
+		d.in = [inlineN]uint32{}
 	}
+}
+
+// raw returns where d's sparse entries are kept: the inline array, the hash
+// table or the sorted entries; zeros in it are not entries. d must not be
+// dense.
+func (d *Distinct) raw() []uint32 {
+	if len(d.buf) == 0 {
+		return d.in[:]
+	}
+	if d.in[0] == sortedMark {
+		return d.buf
+	}
+	return d.buf[:cap(d.buf)]
+}
+
+// has reports whether sparse d holds entry e.
+func (d *Distinct) has(e uint32) bool {
+	switch {
+	case len(d.buf) == 0:
+		return slices.Contains(d.in[:], e)
+	case d.in[0] == sortedMark:
+		_, found := slices.BinarySearch(d.buf, e)
+		return found
+	}
+	t := d.buf[:cap(d.buf)]
+	mask := len(t) - 1
+	for i := home(e, len(t)); t[i] != 0; i = (i + 1) & mask {
+		if t[i] == e {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeBack merges sorted b into sorted a[:na], giving sorted a, which must
@@ -340,8 +403,8 @@ func mergeBack(a []uint32, na int, b []uint32) {
 }
 
 // setEntries makes d the sparse sketch of the strictly increasing entries
-// es (fewer than denseWords), in the form their number calls for. es must
-// not share memory with d's buffer.
+// es (fewer than denseWords), in the form their number calls for, as
+// decoding gives them. es must not share memory with d's buffer.
 func (d *Distinct) setEntries(es []uint32) {
 	n := len(es)
 	d.buf = d.buf[:0]

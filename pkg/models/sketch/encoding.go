@@ -43,8 +43,18 @@ func (d *Distinct) AppendBinary(b []byte) []byte {
 		}
 		return b
 	}
+	switch {
+	case len(d.buf) == 0: // sorted already: no scratch to clear
+		return appendSparse(b, d.in[:d.inlineLen()])
+	case d.in[0] == sortedMark:
+		return appendSparse(b, d.buf)
+	}
 	var s [denseWords]uint32
-	es := d.sorted(&s)
+	return appendSparse(b, d.sorted(&s))
+}
+
+// appendSparse appends the sparse encoding of the sorted entries es to b.
+func appendSparse(b []byte, es []uint32) []byte {
 	b = append(b, version, kindSparse)
 	b = binary.AppendUvarint(b, uint64(len(es)))
 	prev := uint32(0)
