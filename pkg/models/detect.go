@@ -45,22 +45,30 @@ func (w *window) sliding(m int, prin *pair, f float64) float64 {
 	return c + p*(1-f)
 }
 
-// touched is a bit set of the measures an event changed: only those can
-// have crossed a threshold.
+// touched is a bit set of the counted measures an event changed: only
+// those can have crossed a threshold.
 type touched uint8
 
 // checkWindows judges every horizon's sliding totals of the measures the
-// event changed against the current thresholds. Most events stop at one
-// comparison per measure.
-func (e *Engine) checkWindows(ent *Entity, t int64, tm touched) {
+// event changed against the current thresholds: counters in every
+// horizon, distinct counts only in the horizons whose sketch changed
+// (recDepth, prinDepth). Most events stop at one comparison per measure.
+func (e *Engine) checkWindows(ent *Entity, t int64, tm touched, recDepth, prinDepth int) {
 	for hi := range ent.win {
 		w := &ent.win[hi]
 		var prin *pair
 		if ent.prin != nil {
 			prin = &ent.prin[hi]
 		}
+		mt := tm
+		if hi < recDepth {
+			mt |= 1 << mRecords
+		}
+		if hi < prinDepth {
+			mt |= 1 << mPrincipals
+		}
 		for m := 0; m < numMeasures; m++ {
-			if tm&(1<<m) == 0 {
+			if mt&(1<<m) == 0 {
 				continue
 			}
 			c, p := w.value(m, prin)

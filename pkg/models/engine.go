@@ -276,18 +276,29 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 	// one's: each cascade stops at the first horizon it leaves unchanged.
 	// A customer seen again, or a principal behind a network seen again,
 	// costs one Add instead of one per horizon.
+	// The depths (one past the longest horizon whose sketch changed) also
+	// bound where a distinct count can have crossed a threshold.
+	var recDepth, prinDepth int
 	for _, h := range ev.RecordIDs {
 		for hi := range ent.win {
-			if side[hi] != 0 && !ent.win[hi].records.side(side[hi] == 2).Add(h) {
+			if side[hi] == 0 {
+				continue
+			}
+			if !ent.win[hi].records.side(side[hi] == 2).Add(h) {
 				break
 			}
+			recDepth = max(recDepth, hi+1)
 		}
 	}
 	if ent.prin != nil {
 		for hi := range ent.prin {
-			if side[hi] != 0 && !ent.prin[hi].side(side[hi] == 2).Add(x.prinHash) {
+			if side[hi] == 0 {
+				continue
+			}
+			if !ent.prin[hi].side(side[hi] == 2).Add(x.prinHash) {
 				break
 			}
+			prinDepth = max(prinDepth, hi+1)
 		}
 	}
 
@@ -319,13 +330,7 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 	if denied {
 		tm |= 1 << mDenied
 	}
-	if len(ev.RecordIDs) > 0 {
-		tm |= 1 << mRecords
-	}
-	if ent.prin != nil {
-		tm |= 1 << mPrincipals
-	}
-	e.checkWindows(ent, t, tm)
+	e.checkWindows(ent, t, tm, recDepth, prinDepth)
 	e.checkLowAndSlow(ent, t)
 }
 
