@@ -303,7 +303,10 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 	}
 
 	if ent.kind != KindPrincipal {
-		offer(&ent.topPrincipal, ev.Principal, float64(rows)+1, ev.PrincipalType)
+		// Weighted by customer data, not all rows: the analyst behind a
+		// network's customer reads must not be hidden by a colleague's
+		// big reports.
+		offer(&ent.topPrincipal, ev.Principal, float64(sens)+float64(len(ev.RecordIDs))+0.01, ev.PrincipalType)
 	} else if ev.PrincipalType != event.PrincipalUnknown {
 		ent.ptype = ev.PrincipalType
 	}
