@@ -152,7 +152,7 @@ func summary(d *models.Detection, a *Alert) string {
 		}[m0.Name]
 		fmt.Fprintf(&b, "%s "+what+" in the last %s, %sx the %s expected from %s", who, num(m0.Observed), horizon, num(ratio), num(m0.Expected), basisWords[a.Basis])
 	case models.RuleBulkRead:
-		fmt.Fprintf(&b, "%s read %s rows of customer data in a single request; the cap is %s and the largest request learned as normal is %s", who, num(m0.Observed), num(d.Measures[1].Observed), num(m0.Expected))
+		fmt.Fprintf(&b, "%s read %s rows of customer data in a single request; the cap is %s and the most it (or its peers) normally reads in one request or one day is %s", who, num(m0.Observed), num(d.Measures[1].Observed), num(m0.Expected))
 	case models.RuleFirstSensitiveObject:
 		fmt.Fprintf(&b, "%s read %s rows from a sensitive object it had never touched before", who, num(m0.Observed))
 		if a.Basis == "peers" {

@@ -155,9 +155,11 @@ func (e *Engine) checkEnumeration(ent *Entity, hi int, ids float64, t int64) {
 }
 
 // checkBulk judges one request: more sensitive rows than the hard cap and
-// than the margin over the largest request learned as normal for the
-// principal or its peers (the nightly ETL read is normal for the ETL
-// role). A request that fires is not learned.
+// than the margin over what is learned as normal for the principal or its
+// peers: the largest single request, or the largest day of sensitive rows
+// (a nightly ETL that reads the table in one request tonight and in two
+// tomorrow is doing the same day's work). A request that fires is not
+// learned.
 func (e *Engine) checkBulk(ent *Entity, x *eventFacts) {
 	br := &e.cfg.Detectors.BulkRead
 	if !br.Enabled || !x.sensitive {
@@ -167,6 +169,14 @@ func (e *Engine) checkBulk(ent *Entity, x *eventFacts) {
 	learned, basis := ent.maxRequest, BasisOwn
 	if g := ent.group; g != nil && g.maxRequest > learned {
 		learned, basis = g.maxRequest, BasisPeers
+	}
+	if e.dayIdx >= 0 {
+		if p := float64(ent.win[e.dayIdx].peak[mSensitive]); p > learned {
+			learned, basis = p, BasisOwn
+		}
+		if g := ent.group; g != nil && float64(g.peak[e.dayIdx][mSensitive]) > learned {
+			learned, basis = float64(g.peak[e.dayIdx][mSensitive]), BasisPeers
+		}
 	}
 	if rows >= float64(br.MaxRows) && rows > br.LearnedMargin*learned {
 		d := e.begin(RuleBulkRead, ent, x.ev.Time)

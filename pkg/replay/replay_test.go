@@ -204,3 +204,33 @@ func TestLimiter(t *testing.T) {
 		}
 	}
 }
+
+// TestOrdinaryWorkPagesNobody: started with no state on days of ordinary
+// traffic (shifts, month-end reports, nightly ETL, customers on shared
+// mobile networks), the detector raises nothing high or critical.
+func TestOrdinaryWorkPagesNobody(t *testing.T) {
+	var in bytes.Buffer
+	if _, err := sim.WriteJSONL(&in, sim.Options{Seed: 21, Days: 5, Scale: 0.03}); err != nil {
+		t.Fatal(err)
+	}
+	out, sum := replayBytes(t, in.Bytes(), nil)
+	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var a Alert
+		if err := json.Unmarshal(line, &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Severity == "high" || a.Severity == "critical" {
+			t.Errorf("page on ordinary work: %s", a.Summary)
+		}
+	}
+	t.Logf("%d events, %d entities, alerts %v", sum.Events, sum.Entities, sum.Alerts)
+}
+
+// Alert is the part of an alert these tests read.
+type Alert struct {
+	Severity string `json:"severity"`
+	Summary  string `json:"summary"`
+}
