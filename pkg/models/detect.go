@@ -223,18 +223,7 @@ func (e *Engine) checkFirstObject(ent *Entity, x *eventFacts) {
 		}
 	}
 	n := &ent.newObj
-	if n.since == 0 {
-		return
-	}
-	if t-n.since > int64(fo.WatchPeriod) {
-		*n = novelty{}
-		return
-	}
-	if x.objHash != n.hash {
-		return
-	}
-	n.rows += float64(x.sensRows)
-	if n.rows < n.thr {
+	if !n.watch(t, int64(fo.WatchPeriod), x.objHash == n.hash, float64(x.sensRows)) {
 		return
 	}
 	d := e.begin(RuleFirstSensitiveObject, ent, t)
@@ -274,18 +263,7 @@ func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
 		}
 	}
 	n := &ent.newSrc
-	if n.since == 0 {
-		return
-	}
-	if t-n.since > int64(ns.WatchPeriod) {
-		*n = novelty{}
-		return
-	}
-	if n.hash != x.srcHash && n.hash != x.clientHash {
-		return
-	}
-	n.rows += float64(x.sensRows)
-	if n.rows < n.thr {
+	if !n.watch(t, int64(ns.WatchPeriod), n.hash == x.srcHash || n.hash == x.clientHash, float64(x.sensRows)) {
 		return
 	}
 	d := e.begin(RuleNewSource, ent, t)
@@ -301,17 +279,8 @@ func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
 // back after a long silence and reads sensitive rows.
 func (e *Engine) checkDormant(ent *Entity, x *eventFacts) {
 	n := &ent.revived
-	if n.since == 0 {
-		return
-	}
 	t := x.ev.Time
-	dc := &e.cfg.Detectors.Dormant
-	if t-n.since > int64(dc.WatchPeriod) {
-		*n = novelty{}
-		return
-	}
-	n.rows += float64(x.sensRows)
-	if n.rows < n.thr || n.rows == 0 {
+	if !n.watch(t, int64(e.cfg.Detectors.Dormant.WatchPeriod), true, float64(x.sensRows)) {
 		return
 	}
 	d := e.begin(RuleDormantCredential, ent, t)

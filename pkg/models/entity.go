@@ -66,6 +66,24 @@ type novelty struct {
 	basis Basis
 }
 
+// watch adds rows to a novelty under watch and reports whether they
+// reached its threshold. A watch past its period, or one that fired, ends;
+// match says whether this event concerns the watched thing at all.
+func (n *novelty) watch(t, period int64, match bool, rows float64) bool {
+	if n.since == 0 {
+		return false
+	}
+	if t-n.since > period {
+		*n = novelty{}
+		return false
+	}
+	if !match {
+		return false
+	}
+	n.rows += rows
+	return n.rows >= n.thr && n.rows > 0
+}
+
 // heavy is one slot of a space-saving heavy-hitter summary.
 type heavy struct {
 	name  string
