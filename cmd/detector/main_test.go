@@ -39,6 +39,9 @@ garbage
 		{name: "config check bad", args: []string{"config", "check", badCfg}, wantCode: exitUsage, wantStderr: "must be a whole multiple"},
 		{name: "config check good", args: []string{"config", "check", "../../pkg/config/testdata/full.good.yml"}, wantCode: exitOK, wantStdout: "ok"},
 		{name: "config defaults", args: []string{"config", "defaults"}, wantCode: exitOK, wantStdout: "horizons:"},
+		{name: "gen", args: []string{"gen", "--days", "1", "--scale", "0.01"}, wantCode: exitOK, wantStdout: `"principal":`, wantStderr: "gen: "},
+		{name: "gen with labels", args: []string{"gen", "--days", "3", "--scale", "0.01", "--scenarios", "all", "--out", filepath.Join(dir, "g.jsonl"), "--labels", filepath.Join(dir, "l.json")}, wantCode: exitOK, wantStderr: "scenario labels"},
+		{name: "gen unknown scenario", args: []string{"gen", "--scenarios", "nope"}, wantCode: exitUsage, wantStderr: "nope"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
