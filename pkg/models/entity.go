@@ -1,38 +1,46 @@
 package models
 
-import "github.com/exfilguard/exfilguard/pkg/event"
+import (
+	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/event"
+)
 
 // Entity is the state of one principal, network, credential, address or
 // client. It is owned by the engine that processes its events and is
 // never shared between goroutines, so it takes no lock.
+//
+// The fields every event reads or writes come first and the windows are
+// held inline, so that an event touches a few contiguous cache lines of an
+// entity rather than one or two lines of several scattered objects: on
+// large entity sets the engine is bound by memory, not arithmetic.
 type Entity struct {
-	kind Kind
-	hash uint64
-	key  string
+	kind  Kind
+	ptype event.PrincipalType
+	// recentN and recentIDs are a ring of the last numeric record ids
+	// (enumeration).
+	recentN   uint8
+	recentIDs [4]uint64
 	// first and last are the event times of its first and newest event.
 	first, last int64
 
-	role  string
-	ptype event.PrincipalType
-	group *group // peer group; nil without a role
+	// offThr is the sensitive-row total of the current hour at which
+	// off-hours fires; never when the hour is a normal one.
+	offThr float64
+	// lsThr is the sensitive-row total of today at which low-and-slow
+	// fires; never while it cannot.
+	lsThr float64
 
-	win []window
 	// prin counts distinct principals per horizon; only entities that are
 	// not principals have it (a principal is one principal).
 	prin []pair
 
-	rhythm     *rhythm
-	activeDays uint32
+	// Heaviest contributors, for the explanation: principals behind a
+	// network or credential, and sensitive objects read.
+	topPrincipal [2]heavy
+	topObject    [2]heavy
 
-	// Low-and-slow: accumulated standardised daily excess of sensitive
-	// rows (one-sided CUSUM), the rows it adds up to, and the running total
-	// of today at which it fires.
-	cusum, excess float64
-	lsThr         float64
-	suspectDays   uint16
-
-	// maxRequest is the largest single sensitive request learned as normal.
-	maxRequest float64
+	role  string
+	group *group // peer group; nil without a role
 
 	// Novelty: known sources and sensitive objects (hashes, most recent
 	// last), and the watch on the newest one seen after learning.
@@ -42,18 +50,25 @@ type Entity struct {
 	newObj   novelty
 	// revived watches the entity after it came back from dormancy.
 	revived novelty
-	// offThr is the sensitive-row total of the current hour at which
-	// off-hours fires; never when the hour is a normal one.
-	offThr float64
 
-	// recentIDs is a ring of the last numeric record ids (enumeration).
-	recentIDs [4]uint64
-	recentN   uint8
+	// win holds, per horizon (the engine's, in order; the rest unused),
+	// the per-event state; hist the rest.
+	win  [config.MaxHorizons]window
+	hist [config.MaxHorizons]history
 
-	// Heaviest contributors, for the explanation: principals behind a
-	// network or credential, and sensitive objects read.
-	topPrincipal [2]heavy
-	topObject    [2]heavy
+	hash uint64
+	key  string
+
+	rhythm     *rhythm
+	activeDays uint32
+
+	// Low-and-slow: accumulated standardised daily excess of sensitive
+	// rows (one-sided CUSUM) and the rows it adds up to.
+	cusum, excess float64
+	suspectDays   uint16
+
+	// maxRequest is the largest single sensitive request learned as normal.
+	maxRequest float64
 }
 
 // novelty watches a newly seen source or object for the volume it brings.
