@@ -330,12 +330,12 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		// Weighted by customer data, not all rows: the analyst behind a
 		// network's customer reads must not be hidden by a colleague's
 		// big reports.
-		offer(&ent.topPrincipal, ev.Principal, float64(sens)+float64(len(ev.RecordIDs))+0.01, ev.PrincipalType)
+		offer(&ent.topPrincipal, ev.Principal, x.prinHash, float64(sens)+float64(len(ev.RecordIDs))+0.01, ev.PrincipalType)
 	} else if ev.PrincipalType != event.PrincipalUnknown {
 		ent.ptype = ev.PrincipalType
 	}
 	if x.sensitive {
-		offer(&ent.topObject, ev.Object, float64(sens)+1, 0)
+		offer(&ent.topObject, ev.Object, x.objHash, float64(sens)+1, 0)
 	}
 
 	if x.primary {
