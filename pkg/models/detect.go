@@ -40,8 +40,8 @@ var spikeRule = [numMeasures]Rule{
 
 // sliding is measure m over the sliding window ending f into the current
 // bucket.
-func (w *window) sliding(m int, prin *pair, f float64) float64 {
-	c, p := w.value(m, prin)
+func (w *window) sliding(m int, h *history, prin *pair, f float64) float64 {
+	c, p := w.value(m, h, prin)
 	return c + p*(1-f)
 }
 
@@ -53,34 +53,49 @@ type touched uint8
 // event changed against the current thresholds: counters in every
 // horizon, distinct counts only in the horizons whose sketch changed
 // (recDepth, prinDepth). Most events stop at one comparison per measure.
+//
+// The measures are spelled out rather than looped over with value: this
+// runs for every entity of every event, and a loop with a bit test and a
+// switch per measure cost more in branches than the comparisons do. The
+// order (rows, sensitive, denied, records, principals) is measure order,
+// so detections are emitted in the same order as by a loop. Requests have
+// no spike detector and are never touched.
 func (e *Engine) checkWindows(ent *Entity, t int64, tm touched, recDepth, prinDepth int) {
-	for hi := range ent.win {
+	for hi := range e.horizons {
 		w := &ent.win[hi]
 		var prin *pair
 		if ent.prin != nil {
 			prin = &ent.prin[hi]
 		}
-		mt := tm
+		if tm&(1<<mRows) != 0 {
+			e.spike(ent, w, hi, mRows, float64(w.cur.rows), float64(w.prev.rows), prin, t)
+		}
+		if tm&(1<<mSensitive) != 0 {
+			e.spike(ent, w, hi, mSensitive, float64(w.cur.sensitive), float64(w.prev.sensitive), prin, t)
+		}
+		if tm&(1<<mDenied) != 0 {
+			e.spike(ent, w, hi, mDenied, float64(w.cur.denied), float64(w.prev.denied), prin, t)
+		}
 		if hi < recDepth {
-			mt |= 1 << mRecords
+			r := &ent.hist[hi].records
+			e.spike(ent, w, hi, mRecords, r.cur.Estimate(), r.prev.Estimate(), prin, t)
 		}
 		if hi < prinDepth {
-			mt |= 1 << mPrincipals
-		}
-		for m := 0; m < numMeasures; m++ {
-			if mt&(1<<m) == 0 {
-				continue
-			}
-			c, p := w.value(m, prin)
-			if c+p < float64(w.thr[m]) {
-				continue
-			}
-			e.judgeSpike(ent, hi, m, c, p, prin, t)
+			e.spike(ent, w, hi, mPrincipals, prin.cur.Estimate(), prin.prev.Estimate(), prin, t)
 		}
 		if ids := float64(w.cur.ids + w.prev.ids); ids >= float64(w.enumThr) {
 			e.checkEnumeration(ent, hi, ids, t)
 		}
 	}
+}
+
+// spike judges measure m of horizon hi, whose current and previous
+// buckets hold c and p, when together they reach its threshold.
+func (e *Engine) spike(ent *Entity, w *window, hi, m int, c, p float64, prin *pair, t int64) {
+	if c+p < float64(w.thr[m]) {
+		return
+	}
+	e.judgeSpike(ent, hi, m, c, p, prin, t)
 }
 
 // judgeSpike is the slow path of checkWindows, for a measure whose two
@@ -100,7 +115,7 @@ func (e *Engine) judgeSpike(ent *Entity, hi, m int, c, p float64, prin *pair, t 
 }
 
 func (e *Engine) fireSpike(ent *Entity, hi, m int, obs, f float64, prin *pair, t int64) {
-	w := &ent.win[hi]
+	w, h := &ent.win[hi], &ent.hist[hi]
 	w.anomalous = true
 	w.fired |= 1 << m
 	w.exact |= 1 << m
@@ -117,14 +132,14 @@ func (e *Engine) fireSpike(ent *Entity, hi, m int, obs, f float64, prin *pair, t
 		if c == m || (c == mPrincipals && prin == nil) {
 			continue
 		}
-		v := w.sliding(c, prin, f)
+		v := w.sliding(c, h, prin, f)
 		if v == 0 && c != mRequests {
 			continue
 		}
 		cx := e.expect(ent, hi, c, slotOf(w.start))
 		d.addMeasure(measureNames[c], v, math.Expm1(cx.mu))
 	}
-	d.Exposure = max(w.sliding(mSensitive, prin, f), w.sliding(mRecords, prin, f))
+	d.Exposure = max(w.sliding(mSensitive, h, prin, f), w.sliding(mRecords, h, prin, f))
 	if m == mDenied {
 		d.Exposure = 0
 	}
@@ -150,7 +165,7 @@ func (e *Engine) checkEnumeration(ent *Entity, hi int, ids float64, t int64) {
 	d.addMeasure("sequential_id_share", share, 0)
 	d.addMeasure("record_ids", ids, 0)
 	f := frac(t, w.start, e.horizons[hi])
-	d.Exposure = max(ids, w.sliding(mRecords, nil, f))
+	d.Exposure = max(ids, w.sliding(mRecords, &ent.hist[hi], nil, f))
 	e.finish(d, 60+35*(share-en.MinShare)/(1-en.MinShare+1e-9))
 }
 
@@ -171,7 +186,7 @@ func (e *Engine) checkBulk(ent *Entity, x *eventFacts) {
 		learned, basis = g.maxRequest, BasisPeers
 	}
 	if e.dayIdx >= 0 {
-		if p := float64(ent.win[e.dayIdx].peak[mSensitive]); p > learned {
+		if p := float64(ent.hist[e.dayIdx].peak[mSensitive]); p > learned {
 			learned, basis = p, BasisOwn
 		}
 		if g := ent.group; g != nil && float64(g.peak[e.dayIdx][mSensitive]) > learned {
@@ -349,9 +364,9 @@ func durationOf(ns int64) time.Duration { return time.Duration(ns) }
 // lowAndSlowThreshold is today's sensitive-row total at which the CUSUM
 // of the days so far, plus today, crosses its threshold with enough
 // absolute excess.
-func (e *Engine) lowAndSlowThreshold(ent *Entity, w *window) float64 {
+func (e *Engine) lowAndSlowThreshold(ent *Entity, h *history) float64 {
 	ls := &e.cfg.Detectors.LowAndSlow
-	b := &w.base[mSensitive]
+	b := &h.base[mSensitive]
 	if !ls.Enabled || e.warm || b.n < 5 {
 		return never
 	}
@@ -369,7 +384,7 @@ func (e *Engine) checkLowAndSlow(ent *Entity, t int64) {
 	if today < ent.lsThr {
 		return
 	}
-	b := &w.base[mSensitive]
+	b := &ent.hist[e.dayIdx].base[mSensitive]
 	exp := math.Expm1(float64(b.mu))
 	d := e.begin(RuleLowAndSlow, ent, t)
 	d.WindowStart = w.start - int64(ent.suspectDays)*dayNs

@@ -52,6 +52,7 @@ type Engine struct {
 	emit  func(*Detection)
 	det   Detection
 	stats Stats
+	sink  int64 // see Entity.touch
 }
 
 // New builds an engine for cfg (which must be valid) calling emit for each
@@ -153,11 +154,35 @@ func (e *Engine) Process(ev *event.Event) {
 	}
 	var refs [numKinds]entityRef
 	n := e.refs(&x, &refs)
+	// Find every entity first and touch the cache lines each will need,
+	// then update them: on a large entity set nearly every entity is a
+	// cache miss, and issued together the misses overlap instead of
+	// queueing one entity after another. (Creating an entity only counts
+	// it in its own kind's population, which no other entity of the event
+	// reads, so the order does not change what is computed.)
+	var ents [numKinds]*Entity
 	for i := 0; i < n; i++ {
-		ent := e.entity(&refs[i], t)
-		x.primary = i == 0
-		e.observe(ent, &x)
+		ents[i] = e.entity(&refs[i], t)
 	}
+	for i := 0; i < n; i++ {
+		e.sink += ents[i].touch(len(e.horizons))
+	}
+	for i := 0; i < n; i++ {
+		x.primary = i == 0
+		e.observe(ents[i], &x)
+	}
+}
+
+// touch reads one word of each cache line of ent that an event reads, so
+// that their misses are in flight together (see Process). The sum is kept
+// in Engine.sink only so that the compiler cannot drop the loads.
+func (ent *Entity) touch(horizons int) int64 {
+	s := ent.last + int64(ent.recentN) + int64(len(ent.knownSrc)) + int64(ent.newSrc.since)
+	for hi := 0; hi < horizons; hi++ {
+		w := &ent.win[hi]
+		s += w.start + int64(w.enumThr)
+	}
+	return s
 }
 
 // eventFacts is what Process derives once per event and every entity
@@ -179,7 +204,7 @@ func (e *Engine) entity(ref *entityRef, t int64) *Entity {
 	if ent, ok := e.entities[ref.hash]; ok {
 		return ent
 	}
-	ent := &Entity{kind: ref.kind, hash: ref.hash, key: ref.key(), first: t, last: t, win: make([]window, len(e.horizons)), lsThr: never, offThr: never}
+	ent := &Entity{kind: ref.kind, hash: ref.hash, key: ref.key(), first: t, last: t, lsThr: never, offThr: never}
 	if ref.kind != KindPrincipal {
 		ent.prin = make([]pair, len(e.horizons))
 	}
@@ -249,7 +274,7 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 	// bucket, 2 the previous one, 0 neither (older than the horizon keeps,
 	// possible only across an idle gap).
 	var side [config.MaxHorizons]uint8
-	for hi := range ent.win {
+	for hi := range e.horizons {
 		w := &ent.win[hi]
 		width := e.horizons[hi]
 		var bk *bucket
@@ -263,7 +288,6 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		}
 		bk.rows += rows
 		bk.sensitive += sens
-		bk.bytes += uint64(max(ev.Bytes, 0))
 		bk.requests++
 		if denied {
 			bk.denied++
@@ -280,11 +304,11 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 	// bound where a distinct count can have crossed a threshold.
 	var recDepth, prinDepth int
 	for _, h := range ev.RecordIDs {
-		for hi := range ent.win {
+		for hi := range e.horizons {
 			if side[hi] == 0 {
 				continue
 			}
-			if !ent.win[hi].records.side(side[hi] == 2).Add(h) {
+			if !ent.hist[hi].records.side(side[hi] == 2).Add(h) {
 				break
 			}
 			recDepth = max(recDepth, hi+1)
@@ -306,12 +330,12 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		// Weighted by customer data, not all rows: the analyst behind a
 		// network's customer reads must not be hidden by a colleague's
 		// big reports.
-		offer(&ent.topPrincipal, ev.Principal, float64(sens)+float64(len(ev.RecordIDs))+0.01, ev.PrincipalType)
+		offer(&ent.topPrincipal, ev.Principal, x.prinHash, float64(sens)+float64(len(ev.RecordIDs))+0.01, ev.PrincipalType)
 	} else if ev.PrincipalType != event.PrincipalUnknown {
 		ent.ptype = ev.PrincipalType
 	}
 	if x.sensitive {
-		offer(&ent.topObject, ev.Object, float64(sens)+1, 0)
+		offer(&ent.topObject, ev.Object, x.objHash, float64(sens)+1, 0)
 	}
 
 	if x.primary {
@@ -350,7 +374,7 @@ func floorTo(t, w int64) int64 {
 // buckets it leaves.
 func (e *Engine) roll(ent *Entity, starts *[config.MaxHorizons]int64) {
 	hourRolled := false
-	for hi := range ent.win {
+	for hi := range e.horizons {
 		w := &ent.win[hi]
 		width := e.horizons[hi]
 		b := starts[hi]
@@ -369,13 +393,13 @@ func (e *Engine) roll(ent *Entity, starts *[config.MaxHorizons]int64) {
 		}
 		if b == w.start+width {
 			w.prev = w.cur
-			w.records.rotate()
+			ent.hist[hi].records.rotate()
 			if prin != nil {
 				prin.rotate()
 			}
 		} else {
 			w.prev = bucket{}
-			w.records.reset()
+			ent.hist[hi].records.reset()
 			if prin != nil {
 				prin.reset()
 			}
@@ -392,7 +416,7 @@ func (e *Engine) roll(ent *Entity, starts *[config.MaxHorizons]int64) {
 	// Baselines learn as short buckets close; the long buckets opened days
 	// ago must see it, or a 7d threshold set on day one holds a week.
 	if hourRolled {
-		for hi := e.hourIdx + 1; hi < len(ent.win); hi++ {
+		for hi := e.hourIdx + 1; hi < len(e.horizons); hi++ {
 			e.thresholds(ent, hi)
 		}
 	}
@@ -402,9 +426,9 @@ func (e *Engine) roll(ent *Entity, starts *[config.MaxHorizons]int64) {
 // not judged anomalous (or any during warm-up) feeds the entity's, its
 // peers' and its population's baselines.
 func (e *Engine) close(ent *Entity, hi int) {
-	w := &ent.win[hi]
+	w, h := &ent.win[hi], &ent.hist[hi]
 	if hi == e.dayIdx {
-		e.closeDay(ent, w)
+		e.closeDay(ent, w, h)
 	}
 	if w.cur.requests == 0 {
 		return
@@ -414,7 +438,7 @@ func (e *Engine) close(ent *Entity, hi int) {
 		prin = &ent.prin[hi]
 	}
 	if hi == e.hourIdx {
-		e.closeHour(ent, w, prin)
+		e.closeHour(ent, w, h)
 	}
 	// A bucket that began in the warm-up feeds whatever it was judged:
 	// nothing had been learned to judge it by.
@@ -436,15 +460,15 @@ func (e *Engine) close(ent *Entity, hi int) {
 		if m == mPrincipals && prin == nil {
 			continue
 		}
-		v := w.closedValue(m, prin)
-		w.peak[m] = max(w.peak[m], float32(v))
+		v := w.closedValue(m, h, prin)
+		h.peak[m] = max(h.peak[m], float32(v))
 		if ent.group != nil {
 			ent.group.peak[hi][m] = max(ent.group.peak[hi][m], float32(v))
 		}
 		// While a slow leak is suspected, the daily sensitive baseline is
 		// frozen: the leak must not teach the detector that it is normal.
 		if !(hi == e.dayIdx && m == mSensitive && ent.cusum > 0) {
-			w.base[m].add(v, bc.Memory)
+			h.base[m].add(v, bc.Memory)
 		}
 		if pop != nil {
 			pop[m].add(v, bc.GroupMemory)
@@ -471,7 +495,7 @@ func sampled(g *group, h uint64, start int64) bool {
 }
 
 // closeHour updates the hour-of-week profiles with a closed active hour.
-func (e *Engine) closeHour(ent *Entity, w *window, prin *pair) {
+func (e *Engine) closeHour(ent *Entity, w *window, h *history) {
 	if !e.cfg.Baseline.Rhythm && !e.cfg.Detectors.OffHours.Enabled {
 		return
 	}
@@ -480,7 +504,7 @@ func (e *Engine) closeHour(ent *Entity, w *window, prin *pair) {
 		ent.rhythm = &rhythm{}
 	}
 	diff := 0.0
-	if b := &w.base[mRequests]; b.n > 0 {
+	if b := &h.base[mRequests]; b.n > 0 {
 		diff = log1p(float64(w.cur.requests)) - float64(b.mu)
 	}
 	ent.rhythm.observe(s, diff)
@@ -492,13 +516,13 @@ func (e *Engine) closeHour(ent *Entity, w *window, prin *pair) {
 
 // closeDay runs the daily bookkeeping: active days, the low-and-slow CUSUM
 // and the decay of learned maxima.
-func (e *Engine) closeDay(ent *Entity, w *window) {
+func (e *Engine) closeDay(ent *Entity, w *window, h *history) {
 	decayHeavy(&ent.topPrincipal)
 	decayHeavy(&ent.topObject)
 	ent.maxRequest *= peakDecay
-	for hi := range ent.win {
-		for m := range ent.win[hi].peak {
-			ent.win[hi].peak[m] *= peakDecay
+	for hi := range e.horizons {
+		for m := range ent.hist[hi].peak {
+			ent.hist[hi].peak[m] *= peakDecay
 		}
 	}
 	if w.cur.requests == 0 {
@@ -509,7 +533,7 @@ func (e *Engine) closeDay(ent *Entity, w *window) {
 	if !ls.Enabled || e.warm {
 		return
 	}
-	b := &w.base[mSensitive]
+	b := &h.base[mSensitive]
 	if b.n < 5 {
 		return // not enough days of its own to know what a normal day is
 	}
@@ -539,7 +563,7 @@ func (e *Engine) open(ent *Entity, hi int) {
 		ent.offThr = e.offHoursThreshold(ent, slot)
 	}
 	if hi == e.dayIdx {
-		ent.lsThr = e.lowAndSlowThreshold(ent, w)
+		ent.lsThr = e.lowAndSlowThreshold(ent, &ent.hist[hi])
 	}
 }
 
@@ -582,7 +606,7 @@ func (e *Engine) expect(ent *Entity, hi, m, slot int) expectation {
 	if ent.group != nil {
 		peer = &ent.group.base[hi][m]
 	}
-	own, pop := &ent.win[hi].base[m], &e.pop[ent.kind].base[hi][m]
+	own, pop := &ent.hist[hi].base[m], &e.pop[ent.kind].base[hi][m]
 	if hi > 0 && own.n == 0 && pop.n == 0 && (peer == nil || peer.n == 0) {
 		// Nothing has lived through a whole bucket of this horizon yet (the
 		// first week of a 7d horizon): extrapolate the next shorter one,
@@ -603,7 +627,7 @@ func (e *Engine) expect(ent *Entity, hi, m, slot int) expectation {
 // peakOf is the largest bucket of measure m at horizon hi learned as
 // normal for ent or its peers.
 func (e *Engine) peakOf(ent *Entity, hi, m int) float64 {
-	p := float64(ent.win[hi].peak[m])
+	p := float64(ent.hist[hi].peak[m])
 	if g := ent.group; g != nil {
 		p = max(p, float64(g.peak[hi][m]))
 	}

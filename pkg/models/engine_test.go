@@ -147,12 +147,12 @@ func TestAnomalousWindowsDoNotFeedBaselines(t *testing.T) {
 			x.Rows = 1000
 			e.Process(x)
 			if h == 9 && k == 0 {
-				before = a.win[2].base[mSensitive]
+				before = a.hist[2].base[mSensitive]
 			}
 		}
 	}
 	e.Process(ev(at(14, 13, 0), "alice")) // close the last dumping hour
-	after := a.win[2].base[mSensitive]
+	after := a.hist[2].base[mSensitive]
 	if after.n != before.n || after.mu != before.mu {
 		t.Errorf("1h baseline moved during the attack: before %+v after %+v", before, after)
 	}

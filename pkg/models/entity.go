@@ -1,38 +1,47 @@
 package models
 
-import "github.com/exfilguard/exfilguard/pkg/event"
+import (
+	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/event"
+)
 
 // Entity is the state of one principal, network, credential, address or
 // client. It is owned by the engine that processes its events and is
 // never shared between goroutines, so it takes no lock.
+//
+// The fields every event reads or writes come first and the windows are
+// held inline, so that an event touches a few contiguous cache lines of an
+// entity rather than one or two lines of several scattered objects: on
+// large entity sets the engine is bound by memory, not arithmetic.
 type Entity struct {
-	kind Kind
-	hash uint64
-	key  string
+	hash  uint64
+	kind  Kind
+	ptype event.PrincipalType
+	// recentN and recentIDs are a ring of the last numeric record ids
+	// (enumeration).
+	recentN   uint8
+	recentIDs [4]uint64
 	// first and last are the event times of its first and newest event.
 	first, last int64
 
-	role  string
-	ptype event.PrincipalType
-	group *group // peer group; nil without a role
+	// offThr is the sensitive-row total of the current hour at which
+	// off-hours fires; never when the hour is a normal one.
+	offThr float64
+	// lsThr is the sensitive-row total of today at which low-and-slow
+	// fires; never while it cannot.
+	lsThr float64
 
-	win []window
 	// prin counts distinct principals per horizon; only entities that are
 	// not principals have it (a principal is one principal).
 	prin []pair
 
-	rhythm     *rhythm
-	activeDays uint32
+	// Heaviest contributors, for the explanation: principals behind a
+	// network or credential, and sensitive objects read.
+	topPrincipal [2]heavy
+	topObject    [2]heavy
 
-	// Low-and-slow: accumulated standardised daily excess of sensitive
-	// rows (one-sided CUSUM), the rows it adds up to, and the running total
-	// of today at which it fires.
-	cusum, excess float64
-	lsThr         float64
-	suspectDays   uint16
-
-	// maxRequest is the largest single sensitive request learned as normal.
-	maxRequest float64
+	role  string
+	group *group // peer group; nil without a role
 
 	// Novelty: known sources and sensitive objects (hashes, most recent
 	// last), and the watch on the newest one seen after learning.
@@ -42,18 +51,24 @@ type Entity struct {
 	newObj   novelty
 	// revived watches the entity after it came back from dormancy.
 	revived novelty
-	// offThr is the sensitive-row total of the current hour at which
-	// off-hours fires; never when the hour is a normal one.
-	offThr float64
 
-	// recentIDs is a ring of the last numeric record ids (enumeration).
-	recentIDs [4]uint64
-	recentN   uint8
+	// win holds, per horizon (the engine's, in order; the rest unused),
+	// the per-event state; hist the rest.
+	win  [config.MaxHorizons]window
+	hist [config.MaxHorizons]history
 
-	// Heaviest contributors, for the explanation: principals behind a
-	// network or credential, and sensitive objects read.
-	topPrincipal [2]heavy
-	topObject    [2]heavy
+	key string
+
+	rhythm     *rhythm
+	activeDays uint32
+
+	// Low-and-slow: accumulated standardised daily excess of sensitive
+	// rows (one-sided CUSUM) and the rows it adds up to.
+	cusum, excess float64
+	suspectDays   uint16
+
+	// maxRequest is the largest single sensitive request learned as normal.
+	maxRequest float64
 }
 
 // novelty watches a newly seen source or object for the volume it brings.
@@ -84,9 +99,12 @@ func (n *novelty) watch(t, period int64, match bool, rows float64) bool {
 	return n.rows >= n.thr && n.rows > 0
 }
 
-// heavy is one slot of a space-saving heavy-hitter summary.
+// heavy is one slot of a space-saving heavy-hitter summary. hash is the
+// name's hash (0 for no name): comparing it first spares reading the bytes
+// of two different names, which are seldom in cache.
 type heavy struct {
 	name  string
+	hash  uint64
 	n     float64
 	ptype event.PrincipalType
 }
@@ -97,19 +115,23 @@ func (e *Entity) Kind() Kind { return e.kind }
 // Key returns the entity's key, for example "cs-0042" or "203.0.113.0/24".
 func (e *Entity) Key() string { return e.key }
 
-// offer adds weight n for name to a two-slot space-saving summary. Names
-// are interned, so comparing them is usually a pointer comparison.
-func offer(s *[2]heavy, name string, n float64, pt event.PrincipalType) {
+// offer adds weight n for name, whose hash is h, to a two-slot
+// space-saving summary. Names are interned, so comparing equal ones is
+// usually a pointer comparison; different names are told apart by hash.
+func offer(s *[2]heavy, name string, h uint64, n float64, pt event.PrincipalType) {
+	if name == "" {
+		h = 0 // as in an empty slot
+	}
 	switch {
-	case s[0].name == name:
+	case s[0].hash == h && s[0].name == name:
 		s[0].n += n
-	case s[1].name == name:
+	case s[1].hash == h && s[1].name == name:
 		s[1].n += n
 		if s[1].n > s[0].n {
 			s[0], s[1] = s[1], s[0]
 		}
 	default:
-		s[1] = heavy{name: name, n: s[1].n + n, ptype: pt}
+		s[1] = heavy{name: name, hash: h, n: s[1].n + n, ptype: pt}
 		if s[1].n > s[0].n {
 			s[0], s[1] = s[1], s[0]
 		}

@@ -9,9 +9,12 @@ import (
 // bucket holds the counters of one tumbling bucket of a horizon. Integers,
 // not floats: a day of an application account's rows passes 2^24, where a
 // float32 stops counting.
+//
+// Bytes are not kept: no detector judges them, and a bucket of 32 bytes
+// lets the buckets every event updates share fewer cache lines.
 type bucket struct {
-	rows, sensitive, bytes uint64
-	requests, denied       uint32
+	rows, sensitive  uint64
+	requests, denied uint32
 	// ids and seq count numeric record ids and those continuing a run of
 	// consecutive ids (enumeration).
 	ids, seq uint32
@@ -41,14 +44,18 @@ func (p *pair) reset() {
 // never is the threshold of a check that is off.
 const never = math.MaxFloat32
 
-// window is one horizon of one entity: a current and a previous tumbling
-// bucket, aligned to the epoch, whose weighted sum approximates the sliding
-// window ending at the newest event (the previous bucket counts for the
-// part of it still inside the horizon). Two buckets are enough because the
-// allowed lateness is at most the shortest horizon, so every event that is
-// not dropped as late lands in one of them.
+// window is the per-event state of one horizon of one entity: a current and
+// a previous tumbling bucket, aligned to the epoch, whose weighted sum
+// approximates the sliding window ending at the newest event (the previous
+// bucket counts for the part of it still inside the horizon). Two buckets
+// are enough because the allowed lateness is at most the shortest horizon,
+// so every event that is not dropped as late lands in one of them.
+//
+// It holds only what every event reads or writes (104 bytes, so an
+// entity's windows are a few contiguous cache lines); what is read when a
+// bucket closes or a threshold is computed lives in history. The engine is
+// memory-bound on large entity sets, and each line not touched counts.
 type window struct {
-	// The fields every event reads come first, to share cache lines.
 	start     int64 // start of cur, Unix ns; 0 before the first event
 	cur, prev bucket
 	// thr is, per measure, the sliding total at which the measure fires in
@@ -68,7 +75,12 @@ type window struct {
 	// exact has bit m set when thr[m] was computed from the baselines
 	// rather than being the cheap lower bound.
 	exact uint8
+}
 
+// history is the rest of one horizon of one entity: the distinct-record
+// sketches, touched only by events with record ids, and the baselines,
+// touched when a bucket closes or a threshold is computed.
+type history struct {
 	records pair
 	base    [numMeasures]ewma
 	// peak is the largest closed bucket learned as normal, decaying with a
@@ -90,7 +102,7 @@ func frac(t, start, width int64) float64 {
 }
 
 // value returns measure m of the current bucket and of the previous one.
-func (w *window) value(m int, prin *pair) (cur, prev float64) {
+func (w *window) value(m int, h *history, prin *pair) (cur, prev float64) {
 	switch m {
 	case mRows:
 		return float64(w.cur.rows), float64(w.prev.rows)
@@ -101,7 +113,7 @@ func (w *window) value(m int, prin *pair) (cur, prev float64) {
 	case mDenied:
 		return float64(w.cur.denied), float64(w.prev.denied)
 	case mRecords:
-		return w.records.cur.Estimate(), w.records.prev.Estimate()
+		return h.records.cur.Estimate(), h.records.prev.Estimate()
 	case mPrincipals:
 		if prin == nil {
 			return 0, 0
@@ -113,7 +125,7 @@ func (w *window) value(m int, prin *pair) (cur, prev float64) {
 
 // closedValue is measure m of the current bucket, as it is fed to
 // baselines when the bucket closes.
-func (w *window) closedValue(m int, prin *pair) float64 {
-	c, _ := w.value(m, prin)
+func (w *window) closedValue(m int, h *history, prin *pair) float64 {
+	c, _ := w.value(m, h, prin)
 	return c
 }
