@@ -149,6 +149,7 @@ func summary(d *models.Detection, a *Alert) string {
 			"rows": "read %s rows", "sensitive_rows": "read %s rows of customer data",
 			"distinct_records": "touched %s distinct customer records", "distinct_principals": "acted for %s distinct principals",
 			"denied": "had %s denied or failed requests", "requests": "made %s requests",
+			"distinct_objects": "touched %s distinct objects",
 		}[m0.Name]
 		fmt.Fprintf(&b, "%s "+what+" in the last %s, %sx the %s expected from %s", who, num(m0.Observed), horizon, num(ratio), num(m0.Expected), basisWords[a.Basis])
 	case models.RuleBulkRead:

@@ -103,6 +103,7 @@ type Prior struct {
 	DistinctRecords float64 `yaml:"distinct_records"`
 	// DistinctPrincipals for network, credential and client entities.
 	DistinctPrincipals float64 `yaml:"distinct_principals"`
+	DistinctObjects    float64 `yaml:"distinct_objects"`
 }
 
 // Sensitive classifies objects holding customer data. An object is
@@ -134,14 +135,17 @@ type Detectors struct {
 	// client.
 	FanOut Spike `yaml:"fan_out"`
 	// DeniedBurst judges denied and failed requests.
-	DeniedBurst Spike             `yaml:"denied_burst"`
-	BulkRead    BulkRead          `yaml:"bulk_read"`
-	FirstObject FirstObject       `yaml:"first_sensitive_object"`
-	LowAndSlow  LowAndSlow        `yaml:"low_and_slow"`
-	Dormant     DormantCredential `yaml:"dormant_credential"`
-	NewSource   NewSource         `yaml:"new_source"`
-	OffHours    OffHours          `yaml:"off_hours"`
-	Enumeration Enumeration       `yaml:"enumeration"`
+	DeniedBurst Spike `yaml:"denied_burst"`
+	// DistinctObjects judges distinct objects touched (a schema dumped
+	// table by table); it raises volume_spike.
+	DistinctObjects Spike             `yaml:"distinct_objects"`
+	BulkRead        BulkRead          `yaml:"bulk_read"`
+	FirstObject     FirstObject       `yaml:"first_sensitive_object"`
+	LowAndSlow      LowAndSlow        `yaml:"low_and_slow"`
+	Dormant         DormantCredential `yaml:"dormant_credential"`
+	NewSource       NewSource         `yaml:"new_source"`
+	OffHours        OffHours          `yaml:"off_hours"`
+	Enumeration     Enumeration       `yaml:"enumeration"`
 }
 
 // BulkRead fires on one request returning more sensitive rows than a cap
@@ -258,7 +262,7 @@ func Default() *Config {
 			PeakMargin:        2,
 			Rhythm:            true,
 			RhythmCredibility: 2,
-			Prior:             Prior{Rows: 50, SensitiveRows: 20, Requests: 20, Denied: 1, DistinctRecords: 10, DistinctPrincipals: 3},
+			Prior:             Prior{Rows: 50, SensitiveRows: 20, Requests: 20, Denied: 1, DistinctRecords: 10, DistinctPrincipals: 3, DistinctObjects: 2},
 		},
 		Sensitive: Sensitive{
 			Patterns: []string{"customer", "member", "user", "account", "person", "people", "contact", "address", "phone",
@@ -273,6 +277,7 @@ func Default() *Config {
 			DistinctRecords:      Spike{Enabled: true, Ratio: 8, K: 4, Min: 500},
 			FanOut:               Spike{Enabled: true, Ratio: 8, K: 4, Min: 50},
 			DeniedBurst:          Spike{Enabled: true, Ratio: 10, K: 4, Min: 30},
+			DistinctObjects:      Spike{Enabled: true, Ratio: 5, K: 4, Min: 30},
 			BulkRead:             BulkRead{Enabled: true, MaxRows: 50000, LearnedMargin: 2},
 			FirstObject:          FirstObject{Enabled: true, MinRows: 100, WatchPeriod: Duration(time.Hour)},
 			LowAndSlow:           LowAndSlow{Enabled: true, Slack: 0.5, Threshold: 5, MinExcessRows: 2000},

@@ -119,7 +119,7 @@ func (b *Baseline) validate(v *validator) {
 	for _, f := range []struct {
 		name string
 		x    float64
-	}{{"rows", p.Rows}, {"sensitive_rows", p.SensitiveRows}, {"requests", p.Requests}, {"denied", p.Denied}, {"distinct_records", p.DistinctRecords}, {"distinct_principals", p.DistinctPrincipals}} {
+	}{{"rows", p.Rows}, {"sensitive_rows", p.SensitiveRows}, {"requests", p.Requests}, {"denied", p.Denied}, {"distinct_records", p.DistinctRecords}, {"distinct_principals", p.DistinctPrincipals}, {"distinct_objects", p.DistinctObjects}} {
 		v.atLeast("baseline.prior."+f.name, f.x, 0)
 	}
 }
@@ -152,6 +152,7 @@ func (d *Detectors) validate(v *validator) {
 	d.DistinctRecords.validate(v, "detectors.distinct_records")
 	d.FanOut.validate(v, "detectors.fan_out")
 	d.DeniedBurst.validate(v, "detectors.denied_burst")
+	d.DistinctObjects.validate(v, "detectors.distinct_objects")
 	if d.BulkRead.Enabled {
 		v.positive("detectors.bulk_read.max_rows", float64(d.BulkRead.MaxRows))
 		v.atLeast("detectors.bulk_read.learned_margin", d.BulkRead.LearnedMargin, 1)

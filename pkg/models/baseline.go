@@ -11,10 +11,11 @@ const (
 	mDenied            // denied or failed requests
 	mRecords           // distinct customer records
 	mPrincipals        // distinct principals (network, credential, client entities)
+	mObjects           // distinct objects (tables, collections, API resources)
 	numMeasures
 )
 
-var measureNames = [numMeasures]string{"rows", "sensitive_rows", "requests", "denied", "distinct_records", "distinct_principals"}
+var measureNames = [numMeasures]string{"rows", "sensitive_rows", "requests", "denied", "distinct_records", "distinct_principals", "distinct_objects"}
 
 // ewma is a robust running summary of log1p(window total) over active
 // windows: mean and mean absolute deviation, weighted 1/n until memory

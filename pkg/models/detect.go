@@ -36,6 +36,7 @@ func (e *Engine) finish(d *Detection, score float64) {
 var spikeRule = [numMeasures]Rule{
 	mRows: RuleVolumeSpike, mSensitive: RuleVolumeSpike, mRequests: RuleVolumeSpike,
 	mDenied: RuleDeniedBurst, mRecords: RuleDistinctRecords, mPrincipals: RuleFanOut,
+	mObjects: RuleVolumeSpike,
 }
 
 // sliding is measure m over the sliding window ending f into the current
@@ -60,7 +61,7 @@ type touched uint8
 // order (rows, sensitive, denied, records, principals) is measure order,
 // so detections are emitted in the same order as by a loop. Requests have
 // no spike detector and are never touched.
-func (e *Engine) checkWindows(ent *Entity, t int64, tm touched, recDepth, prinDepth int) {
+func (e *Engine) checkWindows(ent *Entity, t int64, tm touched, recDepth, prinDepth, objDepth int) {
 	for hi := range e.horizons {
 		w := &ent.win[hi]
 		var prin *pair
@@ -82,6 +83,10 @@ func (e *Engine) checkWindows(ent *Entity, t int64, tm touched, recDepth, prinDe
 		}
 		if hi < prinDepth {
 			e.spike(ent, w, hi, mPrincipals, prin.cur.Estimate(), prin.prev.Estimate(), prin, t)
+		}
+		if hi < objDepth {
+			o := &ent.hist[hi].objects
+			e.spike(ent, w, hi, mObjects, o.cur.Estimate(), o.prev.Estimate(), prin, t)
 		}
 		if ids := float64(w.cur.ids + w.prev.ids); ids >= float64(w.enumThr) {
 			e.checkEnumeration(ent, hi, ids, t)
@@ -266,6 +271,14 @@ func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
 		if h == 0 || touch(&ent.knownSrc, h, e.cfg.Engine.MaxKnownSources) {
 			continue
 		}
+		for hi := range e.horizons {
+			switch w := &ent.win[hi]; x.bucket[hi] {
+			case w.start:
+				w.cur.newSources++
+			case w.start - e.horizons[hi]:
+				w.prev.newSources++
+			}
+		}
 		if !e.warm && ent.newSrc.since == 0 && ent.historyCovers(e.learning) {
 			thr := float64(ns.MinRows)
 			if hi := e.hourIdx; hi >= 0 && e.spikes[mSensitive] != nil {
@@ -283,8 +296,16 @@ func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
 	}
 	d := e.begin(RuleNewSource, ent, t)
 	d.WindowStart, d.Horizon = n.since, durationOf(t-n.since)
-	d.addMeasure("sensitive_rows_from_new_source", n.rows, n.thr/max(ns.Factor, 1e-9)/e.cfg.Detectors.SensitiveVolumeSpike.Ratio)
+	expected := 0.0
+	firstSeen := 0.0
+	if hi := e.hourIdx; hi >= 0 {
+		w := &ent.win[hi]
+		expected = math.Expm1(e.expect(ent, hi, mSensitive, slotOf(w.start)).mu)
+		firstSeen = float64(w.cur.newSources)
+	}
+	d.addMeasure("sensitive_rows_from_new_source", n.rows, expected)
 	d.addMeasure("known_sources", float64(len(ent.knownSrc)-1), 0)
+	d.addMeasure("first_seen_sources_this_hour", firstSeen, 0)
 	d.Exposure = n.rows
 	e.finish(d, clamp(50+10*math.Log10(n.rows/max(n.thr, 1)), 50, 90))
 	*n = novelty{}

@@ -94,13 +94,13 @@ func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
 		e.pop[i] = newGroup(len(e.horizons))
 	}
 	d := &cfg.Detectors
-	for m, s := range map[int]*config.Spike{mRows: &d.VolumeSpike, mSensitive: &d.SensitiveVolumeSpike, mRecords: &d.DistinctRecords, mPrincipals: &d.FanOut, mDenied: &d.DeniedBurst} {
+	for m, s := range map[int]*config.Spike{mRows: &d.VolumeSpike, mSensitive: &d.SensitiveVolumeSpike, mRecords: &d.DistinctRecords, mPrincipals: &d.FanOut, mDenied: &d.DeniedBurst, mObjects: &d.DistinctObjects} {
 		if s.Enabled {
 			e.spikes[m] = s
 		}
 	}
 	p := cfg.Baseline.Prior
-	e.prior = [numMeasures]float64{p.Rows, p.SensitiveRows, p.Requests, p.Denied, p.DistinctRecords, p.DistinctPrincipals}
+	e.prior = [numMeasures]float64{p.Rows, p.SensitiveRows, p.Requests, p.Denied, p.DistinctRecords, p.DistinctPrincipals, p.DistinctObjects}
 	return e, nil
 }
 
@@ -147,6 +147,8 @@ func (e *Engine) Process(ev *event.Event) {
 	x := eventFacts{ev: ev, sensitive: e.sens.sensitive(ev.Object)}
 	if x.sensitive {
 		x.sensRows = ev.Rows
+	}
+	if ev.Object != "" {
 		x.objHash = xxhash.Sum64String(ev.Object)
 	}
 	for hi, w := range e.horizons {
@@ -204,7 +206,7 @@ func (e *Engine) entity(ref *entityRef, t int64) *Entity {
 	if ent, ok := e.entities[ref.hash]; ok {
 		return ent
 	}
-	ent := &Entity{kind: ref.kind, hash: ref.hash, key: ref.key(), first: t, last: t, lsThr: never, offThr: never}
+	ent := &Entity{kind: ref.kind, hash: ref.hash, key: ref.key(), first: t, last: t, lsThr: never, offThr: never, win: make([]window, len(e.horizons)), hist: make([]history, len(e.horizons))}
 	if ref.kind != KindPrincipal {
 		ent.prin = make([]pair, len(e.horizons))
 	}
@@ -302,7 +304,7 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 	// costs one Add instead of one per horizon.
 	// The depths (one past the longest horizon whose sketch changed) also
 	// bound where a distinct count can have crossed a threshold.
-	var recDepth, prinDepth int
+	var recDepth, prinDepth, objDepth int
 	for _, h := range ev.RecordIDs {
 		for hi := range e.horizons {
 			if side[hi] == 0 {
@@ -323,6 +325,17 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 				break
 			}
 			prinDepth = max(prinDepth, hi+1)
+		}
+	}
+	if x.objHash != 0 {
+		for hi := range e.horizons {
+			if side[hi] == 0 {
+				continue
+			}
+			if !ent.hist[hi].objects.side(side[hi] == 2).Add(x.objHash) {
+				break
+			}
+			objDepth = max(objDepth, hi+1)
 		}
 	}
 
@@ -357,7 +370,7 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 	if denied {
 		tm |= 1 << mDenied
 	}
-	e.checkWindows(ent, t, tm, recDepth, prinDepth)
+	e.checkWindows(ent, t, tm, recDepth, prinDepth, objDepth)
 	e.checkLowAndSlow(ent, t)
 }
 
@@ -394,12 +407,14 @@ func (e *Engine) roll(ent *Entity, starts *[config.MaxHorizons]int64) {
 		if b == w.start+width {
 			w.prev = w.cur
 			ent.hist[hi].records.rotate()
+			ent.hist[hi].objects.rotate()
 			if prin != nil {
 				prin.rotate()
 			}
 		} else {
 			w.prev = bucket{}
 			ent.hist[hi].records.reset()
+			ent.hist[hi].objects.reset()
 			if prin != nil {
 				prin.reset()
 			}

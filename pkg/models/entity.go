@@ -1,7 +1,6 @@
 package models
 
 import (
-	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/event"
 )
 
@@ -52,10 +51,13 @@ type Entity struct {
 	// revived watches the entity after it came back from dormancy.
 	revived novelty
 
-	// win holds, per horizon (the engine's, in order; the rest unused),
-	// the per-event state; hist the rest.
-	win  [config.MaxHorizons]window
-	hist [config.MaxHorizons]history
+	// win holds, per horizon (the engine's, in order), the per-event
+	// state; hist the rest.
+	// Slices sized to the configured horizons rather than arrays of
+	// config.MaxHorizons: an unused horizon would cost ~400 bytes on each
+	// of a million entities. Each slice is one contiguous block.
+	win  []window
+	hist []history
 
 	key string
 

@@ -34,6 +34,7 @@ var attacks = []attack{
 	{"never-seen key walking customer ids", at(31, 14, 0), RuleEnumeration, KindPrincipal, "partner-scraper"},
 	{"burst of denied requests", at(28, 15, 0), RuleDeniedBurst, KindPrincipal, "analyst-1"},
 	{"forged customer tokens crawled from one network", at(30, 12, 0), RuleFanOut, KindSourceNet, "203.0.113.0/24"},
+	{"schema pulled table by table", at(32, 11, 0), RuleVolumeSpike, KindPrincipal, "eng-2"},
 }
 
 // benign are entities doing ordinary things that look unusual to a naive
@@ -108,6 +109,11 @@ func (c *company) attacks() {
 	// Denied burst.
 	for k := 0; k < 80; k++ {
 		c.add(at(28, 15, 0).Add(time.Duration(k)*3*time.Second), "analyst-1", "analyst", "kid-analyst-1", "10.1.1.1", "dbeaver", "public.payment_cards", 0).Status = event.StatusDenied
+	}
+	// Schema pulled table by table: sixty tables, a few hundred rows each,
+	// in ten minutes; no single measure but the breadth is unusual.
+	for k := 0; k < 60; k++ {
+		c.add(at(32, 11, 0).Add(time.Duration(k)*10*time.Second), "eng-2", "engineer", "kid-eng-2", "10.1.2.2", "psql", fmt.Sprintf("archive.t_%02d", k), 300)
 	}
 	// Forged-token crawl: every request a different customer account,
 	// signed with the customers' key, 20 a minute from one network.

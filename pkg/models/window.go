@@ -18,6 +18,9 @@ type bucket struct {
 	// ids and seq count numeric record ids and those continuing a run of
 	// consecutive ids (enumeration).
 	ids, seq uint32
+	// newSources counts sources and clients seen for the first time
+	// (principal and credential entities only).
+	newSources uint32
 }
 
 // pair is the current and previous bucket's distinct sketch.
@@ -82,6 +85,8 @@ type window struct {
 // touched when a bucket closes or a threshold is computed.
 type history struct {
 	records pair
+	// objects counts the distinct objects touched.
+	objects pair
 	base    [numMeasures]ewma
 	// peak is the largest closed bucket learned as normal, decaying with a
 	// half-life of about a month. Means cannot describe a nightly job (one
@@ -119,6 +124,8 @@ func (w *window) value(m int, h *history, prin *pair) (cur, prev float64) {
 			return 0, 0
 		}
 		return prin.cur.Estimate(), prin.prev.Estimate()
+	case mObjects:
+		return h.objects.cur.Estimate(), h.objects.prev.Estimate()
 	}
 	return 0, 0
 }
