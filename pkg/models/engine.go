@@ -327,7 +327,12 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 			prinDepth = max(prinDepth, hi+1)
 		}
 	}
-	if x.objHash != 0 {
+	// The object an entity touched last, in the same shortest bucket, is
+	// already in every current bucket (longer ones contain the shortest):
+	// the common case of a service or a person working on one table costs
+	// one comparison.
+	if x.objHash != 0 && (x.objHash != ent.lastObj || x.bucket[0] != ent.lastObjAt) {
+		ent.lastObj, ent.lastObjAt = x.objHash, x.bucket[0]
 		for hi := range e.horizons {
 			if side[hi] == 0 {
 				continue

@@ -30,6 +30,11 @@ type Entity struct {
 	// fires; never while it cannot.
 	lsThr float64
 
+	// lastObj is the object last added to the distinct-object sketches,
+	// and lastObjAt the shortest horizon's bucket it was added in.
+	lastObj   uint64
+	lastObjAt int64
+
 	// prin counts distinct principals per horizon; only entities that are
 	// not principals have it (a principal is one principal).
 	prin []pair
