@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -56,22 +55,8 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		w = f
 	}
 	start := time.Now()
-	bw := bufio.NewWriterSize(w, 1<<20)
-	buf := make([]byte, 0, 4096)
-	n := 0
-	for {
-		var ok bool
-		if buf, ok = g.Next(buf[:0]); !ok {
-			break
-		}
-		buf = append(buf, '\n')
-		if _, err := bw.Write(buf); err != nil {
-			fmt.Fprintln(stderr, "gen: write:", err)
-			return exitFailed
-		}
-		n++
-	}
-	if err := bw.Flush(); err != nil {
+	n, err := sim.WriteJSONL(w, opts)
+	if err != nil {
 		fmt.Fprintln(stderr, "gen: write:", err)
 		return exitFailed
 	}
