@@ -156,6 +156,9 @@ func runEngine(t testing.TB, cfg *config.Config, events []event.Event) *run {
 	for i := range events {
 		e.Process(&events[i])
 	}
+	if late := e.Stats().Late; late != 0 {
+		t.Fatalf("%d late events: the fixture must be in time order", late)
+	}
 	return r
 }
 
