@@ -215,10 +215,16 @@ func (e *Engine) entity(ref *entityRef, t int64) *Entity {
 	return ent
 }
 
-// groupOf returns the peer group of role.
+// maxGroups bounds the peer groups: roles are a handful in a real
+// organisation, but the field comes from the logs, and a feed that puts an
+// id in it must not grow the engine without bound.
+const maxGroups = 4096
+
+// groupOf returns the peer group of role, or nil once maxGroups exist and
+// role is not one of them (the entity is then judged on the population).
 func (e *Engine) groupOf(role string) *group {
 	g, ok := e.groups[role]
-	if !ok {
+	if !ok && len(e.groups) < maxGroups {
 		g = newGroup(len(e.horizons))
 		e.groups[role] = g
 	}
@@ -243,8 +249,9 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 			ent.group.members--
 		}
 		ent.role = ev.Role
-		ent.group = e.groupOf(ev.Role)
-		ent.group.members++
+		if ent.group = e.groupOf(ev.Role); ent.group != nil {
+			ent.group.members++
+		}
 	}
 
 	e.roll(ent, &x.bucket)

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -158,5 +159,21 @@ func TestAnomalousWindowsDoNotFeedBaselines(t *testing.T) {
 	}
 	if e.Stats().Detections[RuleVolumeSpike] == 0 {
 		t.Error("the dump was not detected")
+	}
+}
+
+func TestPeerGroupsAreBounded(t *testing.T) {
+	e, _ := New(config.Default(), nil)
+	for i := 0; i < maxGroups+100; i++ {
+		x := ev(at(0, 9, 0).Add(time.Duration(i)*time.Millisecond), "p")
+		x.Principal = fmt.Sprintf("p-%d", i)
+		x.Role = fmt.Sprintf("role-%d", i)
+		e.Process(x)
+	}
+	if len(e.groups) != maxGroups {
+		t.Errorf("%d groups, want the cap %d", len(e.groups), maxGroups)
+	}
+	if ent := e.Lookup(KindPrincipal, fmt.Sprintf("p-%d", maxGroups+50)); ent == nil || ent.group != nil {
+		t.Errorf("an entity past the cap should have no group")
 	}
 }
