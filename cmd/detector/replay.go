@@ -103,7 +103,7 @@ func printSummary(w io.Writer, s *replay.Summary) {
 	for _, n := range s.DecodeErrors {
 		skipped += n
 	}
-	fmt.Fprintf(w, "replay: %d lines, %d events, %d skipped%s, %d late\n", s.Lines, s.Events, skipped, counts(s.DecodeErrors), s.Late)
+	fmt.Fprintf(w, "replay: %d lines, %d events, %d skipped%s, %d late, %d ahead of time\n", s.Lines, s.Events, skipped, counts(s.DecodeErrors), s.Late, s.Future)
 	fmt.Fprintf(w, "entities: %d\n", s.Entities)
 	det := uint64(0)
 	for _, n := range s.Detections {

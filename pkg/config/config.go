@@ -42,8 +42,17 @@ type Engine struct {
 	Horizons []Duration `yaml:"horizons"`
 	// AllowedLateness is how far behind the newest event an event may be
 	// and still land in its window; it may not exceed the shortest horizon.
-	AllowedLateness Duration    `yaml:"allowed_lateness"`
-	Entities        EntityKinds `yaml:"entities"`
+	AllowedLateness Duration `yaml:"allowed_lateness"`
+	// MaxClockJump is how far ahead of the newest event time an event may
+	// be before it needs confirmation: one host with a broken clock must
+	// not move event time to 2099 and make every later event late. A jump
+	// is accepted once ClockJumpConfirmations events agree on it (logs
+	// that resume after a real gap; the events before that are counted and
+	// kept out). It must exceed the quietest ordinary gap of the stream: a
+	// staff-only database is silent over a weekend.
+	MaxClockJump           Duration    `yaml:"max_clock_jump"`
+	ClockJumpConfirmations int         `yaml:"clock_jump_confirmations"`
+	Entities               EntityKinds `yaml:"entities"`
 	// SourceNetBitsV4 and SourceNetBitsV6 are the prefix lengths that make
 	// a source network.
 	SourceNetBitsV4 int `yaml:"source_net_bits_v4"`
@@ -243,15 +252,17 @@ func Default() *Config {
 	return &Config{
 		Input: Input{Format: "native", MaxMessageBytes: 1 << 20, MaxRecordIDs: 4096},
 		Engine: Engine{
-			Horizons:        []Duration{Duration(time.Minute), Duration(15 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour), Duration(7 * 24 * time.Hour)},
-			AllowedLateness: Duration(time.Minute),
-			Entities:        EntityKinds{Principal: true, SourceNet: true, Credential: true},
-			SourceNetBitsV4: 24,
-			SourceNetBitsV6: 64,
-			Warmup:          Duration(24 * time.Hour),
-			LearningPeriod:  Duration(7 * 24 * time.Hour),
-			MaxKnownSources: 16,
-			MaxKnownObjects: 32,
+			Horizons:               []Duration{Duration(time.Minute), Duration(15 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour), Duration(7 * 24 * time.Hour)},
+			AllowedLateness:        Duration(time.Minute),
+			MaxClockJump:           Duration(7 * 24 * time.Hour),
+			ClockJumpConfirmations: 100,
+			Entities:               EntityKinds{Principal: true, SourceNet: true, Credential: true},
+			SourceNetBitsV4:        24,
+			SourceNetBitsV6:        64,
+			Warmup:                 Duration(24 * time.Hour),
+			LearningPeriod:         Duration(7 * 24 * time.Hour),
+			MaxKnownSources:        16,
+			MaxKnownObjects:        32,
 		},
 		Baseline: Baseline{
 			Memory:            30,

@@ -79,6 +79,12 @@ func (e *Engine) validate(v *validator) {
 	if len(e.Horizons) > 0 && e.AllowedLateness > e.Horizons[0] {
 		v.add("engine.allowed_lateness", "%q exceeds the shortest horizon %q; a late event would have no bucket left to land in", e.AllowedLateness, e.Horizons[0])
 	}
+	if e.MaxClockJump < Duration(time.Minute) {
+		v.add("engine.max_clock_jump", "must be at least 1m, got %q", e.MaxClockJump)
+	}
+	if e.ClockJumpConfirmations < 1 {
+		v.add("engine.clock_jump_confirmations", "must be >= 1, got %d", e.ClockJumpConfirmations)
+	}
 	k := e.Entities
 	if !k.Principal && !k.SourceNet && !k.Credential && !k.SourceIP && !k.Client {
 		v.add("engine.entities", "at least one entity kind must be enabled")

@@ -17,8 +17,11 @@ import (
 
 // Stats counts what the engine did.
 type Stats struct {
-	Events     uint64 // events processed into windows
-	Late       uint64 // events older than the allowed lateness, kept out
+	Events uint64 // events processed into windows
+	Late   uint64 // events older than the allowed lateness, kept out
+	// Future counts events too far ahead of event time to be believed
+	// (until enough agree on the jump), kept out.
+	Future     uint64
 	Detections [numRules]uint64
 }
 
@@ -46,6 +49,10 @@ type Engine struct {
 	sens     *classifier
 
 	watermark int64 // newest event time seen
+	// jumpAt and jumpVotes track a candidate jump of event time beyond
+	// max_clock_jump until enough events confirm it.
+	jumpAt    int64
+	jumpVotes int
 	first     int64 // event time of the first event ever processed
 	warm      bool  // the current event is within the warm-up
 
@@ -131,6 +138,10 @@ func (e *Engine) Lookup(kind Kind, key string) *Entity {
 // windows.
 func (e *Engine) Process(ev *event.Event) {
 	t := ev.Time
+	if e.watermark != 0 && t-e.watermark > int64(e.cfg.Engine.MaxClockJump) && !e.confirmJump(t) {
+		e.stats.Future++
+		return
+	}
 	if t > e.watermark {
 		e.watermark = t
 	}
@@ -219,6 +230,22 @@ func (e *Engine) entity(ref *entityRef, t int64) *Entity {
 // organisation, but the field comes from the logs, and a feed that puts an
 // id in it must not grow the engine without bound.
 const maxGroups = 4096
+
+// confirmJump reports whether an event at t, far ahead of the watermark,
+// is one of enough events agreeing on a jump of event time (logs resuming
+// after a real gap) rather than a lone broken clock.
+func (e *Engine) confirmJump(t int64) bool {
+	jump := int64(e.cfg.Engine.MaxClockJump)
+	if e.jumpVotes == 0 || t < e.jumpAt-jump || t > e.jumpAt+jump {
+		e.jumpAt, e.jumpVotes = t, 0
+	}
+	e.jumpVotes++
+	if e.jumpVotes < e.cfg.Engine.ClockJumpConfirmations {
+		return false
+	}
+	e.jumpVotes = 0
+	return true
+}
 
 // groupOf returns the peer group of role, or nil once maxGroups exist and
 // role is not one of them (the entity is then judged on the population).

@@ -177,3 +177,39 @@ func TestPeerGroupsAreBounded(t *testing.T) {
 		t.Errorf("an entity past the cap should have no group")
 	}
 }
+
+// TestBrokenClockDoesNotBlind: one event from a host whose clock says 2099
+// must not move event time, or every later event would be late.
+func TestBrokenClockDoesNotBlind(t *testing.T) {
+	e, _ := New(config.Default(), nil)
+	base := at(3, 10, 0)
+	e.Process(ev(base, "alice"))
+	e.Process(ev(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), "mallory"))
+	for k := 1; k <= 10; k++ {
+		e.Process(ev(base.Add(time.Duration(k)*time.Second), "alice"))
+	}
+	st := e.Stats()
+	if st.Future != 1 || st.Late != 0 || st.Events != 11 {
+		t.Errorf("future=%d late=%d events=%d, want 1, 0, 11", st.Future, st.Late, st.Events)
+	}
+}
+
+// TestRealGapIsAccepted: logs that resume after a two-week shutdown move
+// event time once enough events agree; a weekend's silence is ordinary.
+func TestRealGapIsAccepted(t *testing.T) {
+	cfg := config.Default()
+	e, _ := New(cfg, nil)
+	e.Process(ev(at(3, 10, 0), "alice"))
+	e.Process(ev(at(6, 10, 0), "alice")) // after a weekend: no confirmation needed
+	if st := e.Stats(); st.Future != 0 || st.Events != 2 {
+		t.Fatalf("weekend gap: future=%d events=%d", st.Future, st.Events)
+	}
+	n := cfg.Engine.ClockJumpConfirmations
+	for k := 0; k < n+10; k++ {
+		e.Process(ev(at(20, 10, 0).Add(time.Duration(k)*time.Second), "alice"))
+	}
+	st := e.Stats()
+	if st.Future != uint64(n-1) || st.Events != 2+11 {
+		t.Errorf("future=%d events=%d, want %d and %d", st.Future, st.Events, n-1, 13)
+	}
+}

@@ -40,6 +40,7 @@ type Summary struct {
 	Lines        uint64
 	Events       uint64 // decoded
 	Late         uint64 // older than the allowed lateness, kept out of windows
+	Future       uint64 // too far ahead of event time to believe, kept out
 	DecodeErrors map[string]uint64
 	Detections   map[string]uint64
 	Alerts       map[string]uint64 // by rule
@@ -128,6 +129,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 
 	st := engine.Stats()
 	sum.Late = st.Late
+	sum.Future = st.Future
 	for _, r := range models.Rules() {
 		if n := st.Detections[r]; n > 0 {
 			sum.Detections[r.String()] = n
