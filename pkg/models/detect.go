@@ -24,8 +24,18 @@ func (e *Engine) begin(rule Rule, ent *Entity, t int64) *Detection {
 	return d
 }
 
-// finish scores, grades and emits d.
-func (e *Engine) finish(d *Detection, score float64) {
+// finish scores, grades and emits d about ent. A rule judged against a
+// baseline has already flagged the window it judged; any other rule is
+// about the event itself (a bulk read, a walk, a first-seen object or
+// source, a return from dormancy, an hour never worked), so every bucket
+// the event is in is flagged: none of them may teach the baselines, or
+// the learned peaks, that the attack was normal.
+func (e *Engine) finish(ent *Entity, d *Detection, score float64) {
+	if !rules[d.Rule].baseline {
+		for hi := range ent.win {
+			ent.win[hi].anomalous = true
+		}
+	}
 	d.Score = math.Round(clamp(score, 0, 100)*10) / 10
 	d.Severity = severityOf(d.Rule, d.Score, d.Exposure, d.Warmup || d.Basis == BasisPrior)
 	e.stats.Detections[d.Rule]++
@@ -148,7 +158,7 @@ func (e *Engine) fireSpike(ent *Entity, hi, m int, obs, f float64, prin *pair, t
 	if m == mDenied {
 		d.Exposure = 0
 	}
-	e.finish(d, ratioScore(obs, exp))
+	e.finish(ent, d, ratioScore(obs, exp))
 }
 
 func (e *Engine) checkEnumeration(ent *Entity, hi int, ids float64, t int64) {
@@ -162,7 +172,6 @@ func (e *Engine) checkEnumeration(ent *Entity, hi int, ids float64, t int64) {
 		return
 	}
 	w.enumThr = float32(min(ids*e.cfg.Alerts.EscalationStep, never))
-	w.anomalous = true
 	d := e.begin(RuleEnumeration, ent, t)
 	d.Horizon = durationOf(e.horizons[hi])
 	d.WindowStart = t - e.horizons[hi]
@@ -171,7 +180,7 @@ func (e *Engine) checkEnumeration(ent *Entity, hi int, ids float64, t int64) {
 	d.addMeasure("record_ids", ids, 0)
 	f := frac(t, w.start, e.horizons[hi])
 	d.Exposure = max(ids, w.sliding(mRecords, &ent.hist[hi], nil, f))
-	e.finish(d, 60+35*(share-en.MinShare)/(1-en.MinShare+1e-9))
+	e.finish(ent, d, 60+35*(share-en.MinShare)/(1-en.MinShare+1e-9))
 }
 
 // checkBulk judges one request: more sensitive rows than the hard cap and
@@ -205,7 +214,7 @@ func (e *Engine) checkBulk(ent *Entity, x *eventFacts) {
 		d.addMeasure("request_cap", float64(br.MaxRows), 0)
 		d.Exposure = rows
 		d.Objects, d.NObjects = [2]string{x.ev.Object}, 1
-		e.finish(d, max(60, ratioScore(rows, learned)))
+		e.finish(ent, d, max(60, ratioScore(rows, learned)))
 		if !e.warm {
 			return
 		}
@@ -253,7 +262,7 @@ func (e *Engine) checkFirstObject(ent *Entity, x *eventFacts) {
 	d.addMeasure("known_sensitive_objects", float64(len(ent.knownObj)-1), 0)
 	d.Exposure = n.rows
 	d.Objects, d.NObjects = [2]string{x.ev.Object}, 1
-	e.finish(d, clamp(50+10*math.Log10(n.rows/max(n.thr, 1)), 50, 90))
+	e.finish(ent, d, clamp(50+10*math.Log10(n.rows/max(n.thr, 1)), 50, 90))
 	*n = novelty{}
 }
 
@@ -307,7 +316,7 @@ func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
 	d.addMeasure("known_sources", float64(len(ent.knownSrc)-1), 0)
 	d.addMeasure("first_seen_sources_this_hour", firstSeen, 0)
 	d.Exposure = n.rows
-	e.finish(d, clamp(50+10*math.Log10(n.rows/max(n.thr, 1)), 50, 90))
+	e.finish(ent, d, clamp(50+10*math.Log10(n.rows/max(n.thr, 1)), 50, 90))
 	*n = novelty{}
 }
 
@@ -324,7 +333,7 @@ func (e *Engine) checkDormant(ent *Entity, x *eventFacts) {
 	d.addMeasure("days_silent", float64(n.gap)/float64(dayNs), 0)
 	d.addMeasure("sensitive_rows_since_return", n.rows, 0)
 	d.Exposure = n.rows
-	e.finish(d, clamp(60+10*math.Log10(float64(n.gap)/float64(e.cfg.Detectors.Dormant.DormantFor)+1)+10*math.Log10(n.rows/max(n.thr, 1)+1), 60, 95))
+	e.finish(ent, d, clamp(60+10*math.Log10(float64(n.gap)/float64(e.cfg.Detectors.Dormant.DormantFor)+1)+10*math.Log10(n.rows/max(n.thr, 1)+1), 60, 95))
 	*n = novelty{}
 }
 
@@ -361,7 +370,6 @@ func (e *Engine) checkOffHours(ent *Entity, x *eventFacts) {
 		return
 	}
 	ent.offThr = never
-	w.anomalous = true
 	t := x.ev.Time
 	d := e.begin(RuleOffHours, ent, t)
 	d.WindowStart, d.Horizon = w.start, durationOf(e.horizons[e.hourIdx])
@@ -376,7 +384,7 @@ func (e *Engine) checkOffHours(ent *Entity, x *eventFacts) {
 	d.addMeasure("sensitive_rows_this_hour", rows, math.Expm1(xp.mu))
 	d.addMeasure("share_of_weeks_active_at_this_hour", share, e.cfg.Detectors.OffHours.MaxShare)
 	d.Exposure = rows
-	e.finish(d, clamp(50+10*math.Log10(rows/max(float64(e.cfg.Detectors.OffHours.MinRows), 1)), 50, 85))
+	e.finish(ent, d, clamp(50+10*math.Log10(rows/max(float64(e.cfg.Detectors.OffHours.MinRows), 1)), 50, 85))
 }
 
 // durationOf converts nanoseconds of event time.
@@ -384,11 +392,13 @@ func durationOf(ns int64) time.Duration { return time.Duration(ns) }
 
 // lowAndSlowThreshold is today's sensitive-row total at which the CUSUM
 // of the days so far, plus today, crosses its threshold with enough
-// absolute excess.
+// absolute excess. It is armed only once an earlier day was already above
+// normal: a single day's spike is the volume detector's, and a "slow"
+// alert about one day would misexplain it.
 func (e *Engine) lowAndSlowThreshold(ent *Entity, h *history) float64 {
 	ls := &e.cfg.Detectors.LowAndSlow
 	b := &h.base[mSensitive]
-	if !ls.Enabled || e.warm || b.n < 5 {
+	if !ls.Enabled || e.warm || b.n < 5 || ent.cusum <= 0 {
 		return never
 	}
 	dev := max(float64(b.dev), e.cfg.Baseline.MinDeviation)
@@ -415,7 +425,7 @@ func (e *Engine) checkLowAndSlow(ent *Entity, t int64) {
 	d.addMeasure("excess_rows_accumulated", ent.excess+max(0, today-exp), 0)
 	d.addMeasure("days_above_normal", float64(ent.suspectDays)+1, 0)
 	d.Exposure = ent.excess + today
-	e.finish(d, clamp(55+5*ent.cusum, 55, 95))
+	e.finish(ent, d, clamp(55+5*ent.cusum, 55, 95))
 	ent.lsThr = never
 	ent.cusum, ent.excess, ent.suspectDays = 0, 0, 0
 	w.anomalous = true

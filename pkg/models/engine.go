@@ -584,7 +584,9 @@ func (e *Engine) closeDay(ent *Entity, w *window, h *history) {
 	}
 	ent.activeDays++
 	ls := &e.cfg.Detectors.LowAndSlow
-	if !ls.Enabled || e.warm {
+	// A day a detector already flagged is explained; only days that
+	// passed unremarked may add up to a slow leak.
+	if !ls.Enabled || e.warm || w.anomalous {
 		return
 	}
 	b := &h.base[mSensitive]

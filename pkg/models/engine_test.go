@@ -213,3 +213,59 @@ func TestRealGapIsAccepted(t *testing.T) {
 		t.Errorf("future=%d events=%d, want %d and %d", st.Future, st.Events, n-1, 13)
 	}
 }
+
+// TestEventRuleDetectionsAreNotLearned: a bulk dump that fires must not
+// raise the learned peaks that the next dump would be judged against,
+// even when no window rule fires on it (volume rules are off here).
+func TestEventRuleDetectionsAreNotLearned(t *testing.T) {
+	cfg := config.Default()
+	cfg.Detectors.VolumeSpike.Enabled = false
+	cfg.Detectors.SensitiveVolumeSpike.Enabled = false
+	cfg.Detectors.LowAndSlow.Enabled = false
+	e, _ := New(cfg, nil)
+	for d := 0; d < 10; d++ {
+		for k := 0; k < 20; k++ {
+			x := ev(at(d, 10, k), "alice")
+			x.Rows = 5
+			e.Process(x)
+		}
+	}
+	dump := ev(at(10, 10, 30), "alice")
+	dump.Rows = 300_000
+	e.Process(dump)
+	if e.Stats().Detections[RuleBulkRead] != 1 {
+		t.Fatalf("bulk_read detections = %d, want 1", e.Stats().Detections[RuleBulkRead])
+	}
+	e.Process(ev(at(11, 10, 0), "alice")) // closes the dump's day
+	a := e.Lookup(KindPrincipal, "alice")
+	if p := a.hist[e.dayIdx].peak[mSensitive]; p >= 300_000 {
+		t.Errorf("daily peak learned the dump: %v", p)
+	}
+	if a.maxRequest >= 300_000 {
+		t.Errorf("largest request learned the dump: %v", a.maxRequest)
+	}
+}
+
+// TestLowAndSlowIgnoresOneDaySpike: a dump on one day is the volume and
+// bulk detectors' business; neither that day nor the ordinary days after
+// it are a slow leak.
+func TestLowAndSlowIgnoresOneDaySpike(t *testing.T) {
+	e, _ := New(config.Default(), nil)
+	for d := 0; d < 14; d++ {
+		for k := 0; k < 20; k++ {
+			x := ev(at(d, 10, k), "alice")
+			x.Rows = 5
+			if d == 10 && k == 10 {
+				x.Rows = 300_000
+			}
+			e.Process(x)
+		}
+	}
+	st := e.Stats()
+	if st.Detections[RuleBulkRead] == 0 {
+		t.Fatal("the dump was not detected")
+	}
+	if n := st.Detections[RuleLowAndSlow]; n != 0 {
+		t.Errorf("%d low_and_slow detections for a one-day dump", n)
+	}
+}

@@ -44,10 +44,13 @@ var (
 // techniques it evidences, and the least severity it is raised with (a
 // dormant credential reading customer data is never "low").
 type ruleInfo struct {
-	name     string
-	mitre    []Technique
-	floor    Severity
-	baseline bool // judged against a learned baseline (score from the ratio)
+	name  string
+	mitre []Technique
+	floor Severity
+	// baseline: judged on a window against a learned baseline; such a rule
+	// flags the window it judged. The others are about the event itself
+	// and flag every bucket it is in (see Engine.finish).
+	baseline bool
 }
 
 var rules = [numRules]ruleInfo{
