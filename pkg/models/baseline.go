@@ -19,8 +19,8 @@ var measureNames = [numMeasures]string{"rows", "sensitive_rows", "requests", "de
 
 // ewma is a robust running summary of log1p(window total) over active
 // windows: mean and mean absolute deviation, weighted 1/n until memory
-// windows were seen, then exponentially. Twelve bytes, because there are
-// thirty of them per entity.
+// windows were seen, then exponentially. Twelve bytes, because every
+// entity holds one per measure and horizon.
 type ewma struct {
 	mu, dev float32
 	n       uint32

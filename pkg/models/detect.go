@@ -235,7 +235,7 @@ func (e *Engine) checkFirstObject(ent *Entity, x *eventFacts) {
 		return
 	}
 	t := x.ev.Time
-	if !touch(&ent.knownObj, x.objHash, e.cfg.Engine.MaxKnownObjects) {
+	if !remember(&ent.knownObj, x.objHash, e.cfg.Engine.MaxKnownObjects) {
 		g := ent.group
 		peersKnow := false
 		if g != nil {
@@ -243,7 +243,7 @@ func (e *Engine) checkFirstObject(ent *Entity, x *eventFacts) {
 			g.addObject(x.objHash)
 		}
 		own := ent.historyCovers(e.learning)
-		peerSays := !own && g != nil && g.members >= 5 && len(g.objects) > 1 && !peersKnow
+		peerSays := !own && g != nil && g.members >= minPeers && len(g.objects) > 1 && !peersKnow
 		if !e.warm && (own || peerSays) {
 			ent.newObj = novelty{hash: x.objHash, since: t, thr: float64(fo.MinRows)}
 			if !own {
@@ -277,7 +277,7 @@ func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
 	}
 	t := x.ev.Time
 	for _, h := range [2]uint64{x.srcHash, x.clientHash} {
-		if h == 0 || touch(&ent.knownSrc, h, e.cfg.Engine.MaxKnownSources) {
+		if h == 0 || remember(&ent.knownSrc, h, e.cfg.Engine.MaxKnownSources) {
 			continue
 		}
 		for hi := range e.horizons {
@@ -337,6 +337,14 @@ func (e *Engine) checkDormant(ent *Entity, x *eventFacts) {
 	*n = novelty{}
 }
 
+// Evidence a peer group needs before it may speak for a young member:
+// minPeers members for what objects the role reads, minGroupHours
+// member-hours (about three person-weeks) for when the role works.
+const (
+	minPeers      = 5
+	minGroupHours = 500
+)
+
 // offHoursThreshold is, for the hour starting now, the sensitive rows at
 // which off-hours fires: MinRows when the entity (or, while its own
 // profile is short, its peers) practically never works in this slot.
@@ -351,7 +359,7 @@ func (e *Engine) offHoursThreshold(ent *Entity, slot int) float64 {
 		}
 		return never
 	}
-	if g := ent.group; g != nil && g.memberHours >= 500 {
+	if g := ent.group; g != nil && g.memberHours >= minGroupHours {
 		near := g.hours[(slot+slotsPerWeek-1)%slotsPerWeek] + g.hours[slot] + g.hours[(slot+1)%slotsPerWeek]
 		if float64(near)/float64(g.memberHours) < 3.0/slotsPerWeek*oh.MaxShare {
 			return float64(oh.MinRows)

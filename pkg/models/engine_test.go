@@ -102,21 +102,21 @@ func TestSlotOf(t *testing.T) {
 	}
 }
 
-func TestTouchForgetsLeastRecent(t *testing.T) {
+func TestRememberForgetsLeastRecent(t *testing.T) {
 	var s []uint64
 	for _, h := range []uint64{1, 2, 3} {
-		if touch(&s, h, 3) {
+		if remember(&s, h, 3) {
 			t.Fatalf("%d known before it was seen", h)
 		}
 	}
-	if !touch(&s, 1, 3) { // 1 becomes most recent: order 2,3,1
+	if !remember(&s, 1, 3) { // 1 becomes most recent: order 2,3,1
 		t.Fatal("1 forgotten")
 	}
-	touch(&s, 4, 3) // forgets 2
-	if touch(&s, 2, 3) {
+	remember(&s, 4, 3) // forgets 2
+	if remember(&s, 2, 3) {
 		t.Error("2 should have been forgotten")
 	}
-	if !touch(&s, 1, 3) {
+	if !remember(&s, 1, 3) {
 		t.Error("1 should be known")
 	}
 }

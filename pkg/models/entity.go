@@ -8,10 +8,10 @@ import (
 // client. It is owned by the engine that processes its events and is
 // never shared between goroutines, so it takes no lock.
 //
-// The fields every event reads or writes come first and the windows are
-// held inline, so that an event touches a few contiguous cache lines of an
-// entity rather than one or two lines of several scattered objects: on
-// large entity sets the engine is bound by memory, not arithmetic.
+// The fields every event reads or writes come first, and each horizon's
+// per-event state (win) is kept apart from its sketches and baselines
+// (hist), so that an event touches few cache lines: on large entity sets
+// much of the engine's time is cache misses.
 type Entity struct {
 	hash  uint64
 	kind  Kind
@@ -57,10 +57,9 @@ type Entity struct {
 	revived novelty
 
 	// win holds, per horizon (the engine's, in order), the per-event
-	// state; hist the rest.
-	// Slices sized to the configured horizons rather than arrays of
-	// config.MaxHorizons: an unused horizon would cost ~400 bytes on each
-	// of a million entities. Each slice is one contiguous block.
+	// state; hist the rest. They are sized to the configured horizons, not
+	// to config.MaxHorizons: an unused horizon would cost ~400 bytes on
+	// each of a million entities.
 	win  []window
 	hist []history
 
@@ -152,9 +151,9 @@ func decayHeavy(s *[2]heavy) {
 	s[1].n /= 2
 }
 
-// touch reports whether h was known in set and moves it to the most recent
+// remember reports whether h was known in set and moves it to the most recent
 // end; an unknown h is added, forgetting the least recent beyond max.
-func touch(set *[]uint64, h uint64, max int) bool {
+func remember(set *[]uint64, h uint64, max int) bool {
 	s := *set
 	for i := len(s) - 1; i >= 0; i-- {
 		if s[i] == h {

@@ -10,8 +10,8 @@ import (
 // not floats: a day of an application account's rows passes 2^24, where a
 // float32 stops counting.
 //
-// Bytes are not kept: no detector judges them, and a bucket of 32 bytes
-// lets the buckets every event updates share fewer cache lines.
+// Bytes are not kept: no detector judges them, and a smaller bucket lets
+// the buckets every event updates share fewer cache lines.
 type bucket struct {
 	rows, sensitive  uint64
 	requests, denied uint32
@@ -54,9 +54,9 @@ const never = math.MaxFloat32
 // are enough because the allowed lateness is at most the shortest horizon,
 // so every event that is not dropped as late lands in one of them.
 //
-// It holds only what every event reads or writes (104 bytes, so an
-// entity's windows are a few contiguous cache lines); what is read when a
-// bucket closes or a threshold is computed lives in history. The engine is
+// It holds only what every event reads or writes (two cache lines), so an
+// entity's windows are a few contiguous lines; what is read when a bucket
+// closes or a threshold is computed lives in history. The engine is
 // memory-bound on large entity sets, and each line not touched counts.
 type window struct {
 	start     int64 // start of cur, Unix ns; 0 before the first event
@@ -81,8 +81,8 @@ type window struct {
 }
 
 // history is the rest of one horizon of one entity: the distinct-record
-// sketches, touched only by events with record ids, and the baselines,
-// touched when a bucket closes or a threshold is computed.
+// and distinct-object sketches, and the baselines and peaks, touched when
+// a bucket closes or a threshold is computed.
 type history struct {
 	records pair
 	// objects counts the distinct objects touched.
