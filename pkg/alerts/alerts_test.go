@@ -142,3 +142,24 @@ func TestNum(t *testing.T) {
 		}
 	}
 }
+
+func TestObjectIDsAreRedacted(t *testing.T) {
+	for in, want := range map[string]string{
+		"public.customers":                    "public.customers",
+		"billing.t_2024":                      "billing.t_2024",
+		"/api/v1/me/addresses":                "/api/v1/me/addresses",
+		"/api/v1/customers/8812345":           "/api/v1/customers/:id",
+		"/api/v2/customers/cust-0001/orders":  "/api/v2/customers/:id/orders",
+		"/accounts/9f1c2e4a-77aa-4b1e/export": "/accounts/:id/export",
+	} {
+		if got := redactObject(in); got != want {
+			t.Errorf("redactObject(%q) = %q, want %q", in, got, want)
+		}
+	}
+	d := det(0, models.SeverityHigh, 500)
+	d.Objects[0] = "/api/v1/customers/8812345"
+	a, _ := NewBuilder(config.Default().Alerts, nil, nil).Build(d)
+	if strings.Contains(a.Summary, "8812345") || a.Objects[0] != "/api/v1/customers/:id" {
+		t.Errorf("id in alert: objects %v summary %q", a.Objects, a.Summary)
+	}
+}

@@ -80,10 +80,33 @@ func (b *Builder) Build(d *models.Detection) (*Alert, bool) {
 		a.Expected[m.Name] = round2(m.Expected)
 	}
 	for _, o := range d.Objects[:d.NObjects] {
-		a.Objects = append(a.Objects, o)
+		a.Objects = append(a.Objects, redactObject(o))
 	}
 	a.Summary = summary(d, a)
 	return a, true
+}
+
+// redactObject hides ids inside API paths: a producer that logs
+// "/api/v1/customers/8812345" as the object must not put a customer id
+// into every alert. Each path segment holding a digit becomes ":id";
+// table names (no slash) are kept as they are.
+func redactObject(o string) string {
+	if !strings.Contains(o, "/") || !strings.ContainsAny(o, "0123456789") {
+		return o
+	}
+	parts := strings.Split(o, "/")
+	for i, p := range parts {
+		if i > 0 && strings.ContainsAny(p, "0123456789") && !isVersion(p) {
+			parts[i] = ":id"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// isVersion reports an API version segment such as "v1" or "v2beta",
+// which is not an id.
+func isVersion(p string) bool {
+	return len(p) >= 2 && len(p) <= 8 && p[0] == 'v' && p[1] >= '0' && p[1] <= '9'
 }
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }
