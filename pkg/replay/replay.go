@@ -49,12 +49,12 @@ type Summary struct {
 	Elapsed      time.Duration
 }
 
-// EventsPerSecond is the replay's throughput.
+// EventsPerSecond is the replay's throughput in decoded events.
 func (s *Summary) EventsPerSecond() float64 {
 	if s.Elapsed <= 0 {
 		return 0
 	}
-	return float64(s.Lines) / s.Elapsed.Seconds()
+	return float64(s.Events) / s.Elapsed.Seconds()
 }
 
 // batchSize is the number of events handed from the decoder to the engine
