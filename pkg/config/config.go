@@ -12,6 +12,8 @@ type Config struct {
 	Sensitive Sensitive `yaml:"sensitive"`
 	Detectors Detectors `yaml:"detectors"`
 	Alerts    Alerts    `yaml:"alerts"`
+	Kafka     Kafka     `yaml:"kafka"`
+	State     State     `yaml:"state"`
 }
 
 // Input limits what one message may cost before it is rejected.
@@ -251,6 +253,8 @@ type Alerts struct {
 func Default() *Config {
 	return &Config{
 		Input: Input{Format: "native", MaxMessageBytes: 1 << 20, MaxRecordIDs: 4096},
+		Kafka: defaultKafka(),
+		State: defaultState(),
 		Engine: Engine{
 			Horizons:               []Duration{Duration(time.Minute), Duration(15 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour), Duration(7 * 24 * time.Hour)},
 			AllowedLateness:        Duration(time.Minute),

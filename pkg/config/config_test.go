@@ -27,6 +27,13 @@ func TestLoadFiles(t *testing.T) {
 			"several.bad.yml:7: alerts.escalation_step: must be > 1, got 1",
 		}},
 		{file: "wrong_type.bad.yml", want: []string{"wrong_type.bad.yml:2: cannot unmarshal !!str `twenty-...` into int"}},
+		{file: "kafka.good.yml"},
+		{file: "kafka.bad.yml", want: []string{
+			`kafka.bad.yml:2: kafka.brokers[0]: must be host:port, got "localhost"`,
+			`kafka.bad.yml:5: kafka.topics[0].format: unknown format "csv"`,
+			`kafka.bad.yml:6: kafka.sasl.password_file: exactly one of password_file and password_env must be set`,
+			`kafka.bad.yml:9: kafka.start_offset: must be "earliest" or "latest", got "newest"`,
+		}},
 		{file: "no_entities.bad.yml", want: []string{"no_entities.bad.yml:2: engine.entities: at least one entity kind must be enabled"}},
 	}
 	for _, tt := range tests {

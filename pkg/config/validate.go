@@ -41,12 +41,14 @@ func (c *Config) Validate() []*FieldError {
 	c.Sensitive.validate(v)
 	c.Detectors.validate(v)
 	c.Alerts.validate(v)
+	c.Kafka.validate(v)
+	c.State.validate(v)
 	return v.errs
 }
 
 func (in *Input) validate(v *validator) {
-	if in.Format != "native" {
-		v.add("input.format", "unknown format %q (known: \"native\")", in.Format)
+	if !knownFormat(in.Format) {
+		v.add("input.format", "unknown format %q (known: %s)", in.Format, formatList())
 	}
 	if in.MaxMessageBytes < 64 || in.MaxMessageBytes > 64<<20 {
 		v.add("input.max_message_bytes", "must be between 64 and 67108864, got %d", in.MaxMessageBytes)
