@@ -1,0 +1,156 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Checkpoint is one atomic write of state: nothing of it is visible until
+// Commit has made all of it durable. It is not safe for concurrent use.
+type Checkpoint struct {
+	s  *Store
+	wb *badger.WriteBatch
+	ts uint64
+	// Entities, Deleted and Bytes count what was written.
+	Entities, Deleted int
+	Bytes             int64
+}
+
+// Begin starts a checkpoint. Its timestamp is above every version in the
+// store, including those of a checkpoint a crash interrupted, so that its
+// writes supersede them.
+func (s *Store) Begin() *Checkpoint {
+	ts := max(s.db.MaxVersion(), s.readTs) + 1
+	return &Checkpoint{s: s, wb: s.db.NewWriteBatchAt(ts), ts: ts}
+}
+
+// PutEntity writes entity h, whose newest event is at last (kept in front
+// of the encoding so that Sweep can age entities without decoding them).
+// data is copied.
+func (c *Checkpoint) PutEntity(h uint64, last int64, data []byte) error {
+	v := make([]byte, 8+len(data))
+	binary.BigEndian.PutUint64(v, uint64(last))
+	copy(v[8:], data)
+	c.Entities++
+	c.Bytes += int64(len(v) + 9)
+	if err := c.wb.Set(entityKey(make([]byte, 0, 9), h), v); err != nil {
+		return fmt.Errorf("write entity: %w", err)
+	}
+	return nil
+}
+
+// DeleteEntity removes entity h.
+func (c *Checkpoint) DeleteEntity(h uint64) error {
+	c.Deleted++
+	if err := c.wb.Delete(entityKey(make([]byte, 0, 9), h)); err != nil {
+		return fmt.Errorf("delete entity: %w", err)
+	}
+	return nil
+}
+
+// PutEngine writes the engine-global state.
+func (c *Checkpoint) PutEngine(data []byte) error { return c.putBlob(keyEngine, data) }
+
+// PutAlerts writes the alert builder's state (open incidents).
+func (c *Checkpoint) PutAlerts(data []byte) error { return c.putBlob(keyAlerts, data) }
+
+func (c *Checkpoint) putBlob(key string, data []byte) error {
+	c.Bytes += int64(len(data) + len(key))
+	if err := c.wb.Set([]byte(key), append([]byte(nil), data...)); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+// Commit makes the checkpoint durable together with the partition
+// positions it covers, and only then visible. positions holds the next
+// offset to consume per partition; partitions it omits keep their
+// previous position.
+func (c *Checkpoint) Commit(positions map[Partition]int64) error {
+	if err := c.wb.Flush(); err != nil {
+		return fmt.Errorf("flush checkpoint: %w", err)
+	}
+	if err := c.s.db.Sync(); err != nil {
+		return fmt.Errorf("sync checkpoint: %w", err)
+	}
+	// The marker goes last and alone: once it is durable, so is
+	// everything before it.
+	mb := c.s.db.NewWriteBatchAt(c.ts)
+	for p, off := range positions {
+		if err := mb.Set(positionKey(p), binary.BigEndian.AppendUint64(nil, uint64(off))); err != nil {
+			mb.Cancel()
+			return fmt.Errorf("write position %s: %w", p, err)
+		}
+	}
+	if err := mb.Set([]byte(keyFormat), binary.BigEndian.AppendUint64(nil, formatVersion)); err != nil {
+		mb.Cancel()
+		return fmt.Errorf("write format: %w", err)
+	}
+	if err := mb.Set([]byte(keyMarker), binary.BigEndian.AppendUint64(nil, c.ts)); err != nil {
+		mb.Cancel()
+		return fmt.Errorf("write marker: %w", err)
+	}
+	if err := mb.Flush(); err != nil {
+		return fmt.Errorf("flush checkpoint marker: %w", err)
+	}
+	if err := c.s.db.Sync(); err != nil {
+		return fmt.Errorf("sync checkpoint marker: %w", err)
+	}
+	c.s.readTs = c.ts
+	c.s.db.SetDiscardTs(c.ts)
+	return nil
+}
+
+// Abort drops a checkpoint that will not be committed. Whatever it flushed
+// stays invisible.
+func (c *Checkpoint) Abort() { c.wb.Cancel() }
+
+// Sweep deletes stored entities whose newest event is before before (event
+// time, Unix ns): entities silent past their TTL that are no longer in
+// memory. It is its own atomic step with unchanged positions. An entity
+// that is in memory and newer is written again by the next checkpoint,
+// above the deletion.
+func (s *Store) Sweep(before int64) (int, error) {
+	if s.readTs == 0 {
+		return 0, nil
+	}
+	var stale [][]byte
+	txn := s.db.NewTransactionAt(s.readTs, false)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntity}, PrefetchValues: false})
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		var last int64
+		err := item.Value(func(b []byte) error {
+			if len(b) >= 8 {
+				last = int64(binary.BigEndian.Uint64(b))
+			}
+			return nil
+		})
+		if err != nil {
+			it.Close()
+			txn.Discard()
+			return 0, fmt.Errorf("sweep entities: %w", err)
+		}
+		if last < before {
+			stale = append(stale, item.KeyCopy(nil))
+		}
+	}
+	it.Close()
+	txn.Discard()
+	if len(stale) == 0 {
+		return 0, nil
+	}
+	c := s.Begin()
+	for _, k := range stale {
+		if err := c.wb.Delete(k); err != nil {
+			c.Abort()
+			return 0, fmt.Errorf("sweep entities: %w", err)
+		}
+	}
+	if err := c.Commit(nil); err != nil {
+		return 0, err
+	}
+	return len(stale), nil
+}
