@@ -73,6 +73,17 @@ type Engine struct {
 	MaxKnownSources int `yaml:"max_known_sources"`
 	// MaxKnownObjects is how many sensitive objects a principal remembers.
 	MaxKnownObjects int `yaml:"max_known_objects"`
+	// MaxEntities caps the entities held in memory when the engine has a
+	// state store: beyond it, entities already checkpointed are evicted,
+	// least recently active first, and loaded again on their next event.
+	// 0 means no cap. Without a store the engine never evicts.
+	MaxEntities int `yaml:"max_entities"`
+	// EntityTTL is how long an entity may stay silent, in event time,
+	// before it is forgotten: its next event starts it afresh, and its
+	// state may be deleted from memory and store. It must exceed the
+	// longest horizon and detectors.dormant_credential.dormant_for (a
+	// dormant credential coming back is exactly what is watched).
+	EntityTTL Duration `yaml:"entity_ttl"`
 }
 
 // Baseline tunes how normal is learned.
@@ -267,6 +278,8 @@ func Default() *Config {
 			LearningPeriod:         Duration(7 * 24 * time.Hour),
 			MaxKnownSources:        16,
 			MaxKnownObjects:        32,
+			MaxEntities:            1_000_000,
+			EntityTTL:              Duration(90 * 24 * time.Hour),
 		},
 		Baseline: Baseline{
 			Memory:            30,

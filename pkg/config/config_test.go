@@ -35,6 +35,11 @@ func TestLoadFiles(t *testing.T) {
 			`kafka.bad.yml:9: kafka.start_offset: must be "earliest" or "latest", got "newest"`,
 		}},
 		{file: "no_entities.bad.yml", want: []string{"no_entities.bad.yml:2: engine.entities: at least one entity kind must be enabled"}},
+		{file: "entity_ttl.bad.yml", want: []string{
+			`entity_ttl.bad.yml:2: engine.entity_ttl: "5d" must exceed the longest horizon "1w"`,
+			`entity_ttl.bad.yml:2: engine.entity_ttl: "5d" must exceed detectors.dormant_credential.dormant_for "3w"`,
+			"entity_ttl.bad.yml:3: engine.max_entities: must not be negative (0 means no cap), got -1",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

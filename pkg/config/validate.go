@@ -37,6 +37,7 @@ func (c *Config) Validate() []*FieldError {
 	v := &validator{}
 	c.Input.validate(v)
 	c.Engine.validate(v)
+	c.validateTTL(v)
 	c.Baseline.validate(v)
 	c.Sensitive.validate(v)
 	c.Detectors.validate(v)
@@ -108,6 +109,23 @@ func (e *Engine) validate(v *validator) {
 	}
 	if e.MaxKnownObjects < 1 || e.MaxKnownObjects > 1024 {
 		v.add("engine.max_known_objects", "must be between 1 and 1024, got %d", e.MaxKnownObjects)
+	}
+	if e.MaxEntities < 0 {
+		v.add("engine.max_entities", "must not be negative (0 means no cap), got %d", e.MaxEntities)
+	}
+}
+
+// validateTTL checks engine.entity_ttl against what must outlive it: the
+// longest horizon, whose window an entity forgotten sooner would lose, and
+// the dormancy the dormant-credential detector waits for.
+func (c *Config) validateTTL(v *validator) {
+	ttl := c.Engine.EntityTTL
+	const p = "engine.entity_ttl"
+	if n := len(c.Engine.Horizons); n > 0 && ttl <= c.Engine.Horizons[n-1] {
+		v.add(p, "%q must exceed the longest horizon %q", ttl, c.Engine.Horizons[n-1])
+	}
+	if d := c.Detectors.Dormant; d.Enabled && ttl <= d.DormantFor {
+		v.add(p, "%q must exceed detectors.dormant_credential.dormant_for %q: a credential silent that long must still be known when it comes back", ttl, d.DormantFor)
 	}
 }
 
