@@ -16,6 +16,9 @@ type Entity struct {
 	hash  uint64
 	kind  Kind
 	ptype event.PrincipalType
+	// dirty marks an entity changed since the last checkpoint (it is on
+	// the engine's dirty list); only a clean entity may be evicted.
+	dirty bool
 	// recentN and recentIDs are a ring of the last numeric record ids
 	// (enumeration).
 	recentN   uint8
