@@ -60,6 +60,20 @@ type Engine struct {
 	det   Detection
 	stats Stats
 	sink  int64 // see Entity.touch
+
+	ttl int64 // engine.entity_ttl
+	// Durability and eviction (store.go): where evicted and checkpointed
+	// entities are found, the entities changed since the last checkpoint,
+	// and reused buffers.
+	store       EntityStore
+	maxEntities int
+	dirty       []*Entity
+	loadBuf     []byte
+	encBuf      []byte
+	evictBuf    []*Entity
+	nextSweep   int64
+	storeStats  StoreStats
+	err         error
 }
 
 // New builds an engine for cfg (which must be valid) calling emit for each
@@ -81,10 +95,13 @@ func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
 		lateness: int64(cfg.Engine.AllowedLateness),
 		warmup:   int64(cfg.Engine.Warmup),
 		learning: int64(cfg.Engine.LearningPeriod),
+		ttl:      int64(cfg.Engine.EntityTTL),
 		entities: make(map[uint64]*Entity),
 		groups:   make(map[string]*group),
 		sens:     newClassifier(cfg.Sensitive),
 		emit:     emit,
+
+		maxEntities: cfg.Engine.MaxEntities,
 	}
 	for i, h := range cfg.Engine.Horizons {
 		e.horizons = append(e.horizons, int64(h))
@@ -114,10 +131,12 @@ func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats { return e.stats }
 
-// Entities returns the number of entities held.
+// Entities returns the number of entities held in memory (see Resident);
+// with a store, evicted entities are not counted.
 func (e *Engine) Entities() int { return len(e.entities) }
 
-// Lookup returns the entity of kind and key, or nil.
+// Lookup returns the entity of kind and key if it is in memory, or nil: an
+// entity evicted to the store is not loaded for it.
 func (e *Engine) Lookup(kind Kind, key string) *Entity {
 	var h uint64
 	switch kind {
@@ -212,18 +231,44 @@ type eventFacts struct {
 	bucket [config.MaxHorizons]int64
 }
 
-// entity returns the entity of ref, creating it at time t.
+// entity returns the entity of ref: in memory, else loaded from the store,
+// else created at time t.
 func (e *Engine) entity(ref *entityRef, t int64) *Entity {
 	if ent, ok := e.entities[ref.hash]; ok {
 		return ent
 	}
-	ent := &Entity{kind: ref.kind, hash: ref.hash, key: ref.key(), first: t, last: t, lsThr: never, offThr: never, win: make([]window, len(e.horizons)), hist: make([]history, len(e.horizons))}
-	if ref.kind != KindPrincipal {
-		ent.prin = make([]pair, len(e.horizons))
+	if e.store != nil {
+		if ent := e.load(ref.hash); ent != nil {
+			return ent
+		}
 	}
+	ent := &Entity{}
+	e.start(ent, ref.kind, ref.hash, ref.key(), t)
 	e.entities[ref.hash] = ent
-	e.pop[ref.kind].members++
 	return ent
+}
+
+// start makes ent a new entity of kind, hash and key first seen at t, and
+// counts it in its population. It reuses ent's per-horizon slices and
+// keeps its dirty mark (it stays on the dirty list).
+func (e *Engine) start(ent *Entity, kind Kind, hash uint64, key string, t int64) {
+	win, hist, prin := ent.win, ent.hist, ent.prin
+	if win == nil {
+		win, hist = make([]window, len(e.horizons)), make([]history, len(e.horizons))
+	} else {
+		clear(win)
+		clear(hist)
+	}
+	switch {
+	case kind == KindPrincipal:
+		prin = nil
+	case prin == nil:
+		prin = make([]pair, len(e.horizons))
+	default:
+		clear(prin)
+	}
+	*ent = Entity{kind: kind, hash: hash, key: key, first: t, last: t, lsThr: never, offThr: never, win: win, hist: hist, prin: prin, dirty: ent.dirty}
+	e.pop[kind].members++
 }
 
 // maxGroups bounds the peer groups: roles are a handful in a real
@@ -263,6 +308,20 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 	ev := x.ev
 	t := ev.Time
 	cfg := &e.cfg.Detectors
+
+	// An entity silent for longer than the TTL is forgotten: it starts
+	// afresh, as it would had its state been deleted already, so that
+	// what is computed does not depend on when memory and store are
+	// swept. Its old peer-group and population memberships stay counted,
+	// as they do for an entity created again after its state was deleted.
+	if t-ent.last > e.ttl {
+		e.start(ent, ent.kind, ent.hash, ent.key, t)
+		e.storeStats.Forgotten++
+	}
+	if !ent.dirty {
+		ent.dirty = true
+		e.dirty = append(e.dirty, ent)
+	}
 
 	// Dormancy is judged on the gap before this event, so before last moves.
 	if cfg.Dormant.Enabled && (ent.kind == KindPrincipal || ent.kind == KindCredential) && t-ent.last >= int64(cfg.Dormant.DormantFor) && e.dormantEligible(ent) && !e.warm {
