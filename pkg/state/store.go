@@ -86,6 +86,11 @@ func Open(opts Options) (*Store, error) {
 		WithCompression(options.Snappy).
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1)
+	if opts.BlockCacheBytes == 0 {
+		// Badger decompresses blocks into its block cache; without one it
+		// cannot compress.
+		bo = bo.WithCompression(options.None)
+	}
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("")
 	} else if err := os.MkdirAll(opts.Dir, 0o700); err != nil {

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/exfilguard/exfilguard/pkg/alerts"
+	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/state"
+	"github.com/exfilguard/exfilguard/pkg/stream"
+)
+
+func runRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "config file (required)")
+	listen := fs.String("listen", ":8080", "address of /healthz and /readyz; empty: none")
+	keyFile := fs.String("pseudonym-key-file", "", "file holding the key for customer pseudonyms (or set "+pseudonymKeyEnv+"); without one, customer ids are redacted")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: detector run --config FILE [--listen ADDR]\n\nConsumes the configured Kafka topics; alerts go to stdout as JSONL, logs to stderr.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *cfgPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "--log-level: %v\n", err)
+		return exitUsage
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	key, err := pseudonymKey(*keyFile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	store, err := state.Open(state.Options{Dir: cfg.State.Dir, MemTableBytes: cfg.State.MemTableBytes, BlockCacheBytes: cfg.State.BlockCacheBytes, IndexCacheBytes: cfg.State.IndexCacheBytes, Logger: log})
+	if err != nil {
+		log.Error("open state", "dir", state.Dir(cfg.State.Dir), "err", err)
+		return exitFailed
+	}
+	defer store.Close()
+	p, err := stream.New(stream.Options{Config: cfg, Store: store, Alerts: stdout, Pseudonymizer: alerts.NewPseudonymizer(key), Logger: log})
+	if err != nil {
+		log.Error("start pipeline", "err", err)
+		return exitFailed
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *listen != "" {
+		srv, err := serveHealth(*listen, p, log)
+		if err != nil {
+			log.Error("listen", "addr", *listen, "err", err)
+			return exitFailed
+		}
+		defer srv.Close()
+	}
+	log.Info("detector running", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID, "state", state.Dir(cfg.State.Dir))
+	if err := p.Run(ctx); err != nil {
+		log.Error("detector stopped", "err", err)
+		return exitFailed
+	}
+	st := p.Stats()
+	log.Info("detector stopped", "messages", st.Messages, "events", st.Events, "dead_lettered", st.DeadLettered, "checkpoints", st.Checkpoints)
+	return exitOK
+}
+
+// serveHealth serves /healthz (the process is alive) and /readyz (it is
+// consuming: state restored, in its group, every partition connected).
+// Metrics join them with the telemetry package.
+func serveHealth(addr string, p *stream.Pipeline, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := p.Ready()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		io.WriteString(w, why+"\n")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("health server", "err", err)
+		}
+	}()
+	return srv, nil
+}

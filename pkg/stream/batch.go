@@ -1,0 +1,40 @@
+package stream
+
+import (
+	"github.com/exfilguard/exfilguard/pkg/event"
+	"github.com/exfilguard/exfilguard/pkg/state"
+)
+
+// batchSize is the number of events a partition reader hands the engine's
+// owner at once: channel operations vanish from the profile, and a batch
+// stays in cache.
+const batchSize = 1024
+
+// batch is decoded events of one partition and the position after them.
+//
+// Ownership: a batch is taken from the pool by one partition reader,
+// filled, and sent to the owner, which processes it and puts it back. The
+// reader touches it only between taking it and sending it; the owner only
+// between receiving it and putting it back. Events are reused in place
+// (Reset by the decoder), so nothing is allocated per event.
+type batch struct {
+	part state.Partition
+	// next is the offset after the last message the batch accounts for,
+	// including messages that were dead-lettered rather than decoded.
+	next   int64
+	n      int
+	events [batchSize]event.Event
+}
+
+// pool is a fixed set of batches cycling between readers and the owner. Its
+// size bounds the memory between Kafka and the engine, and makes a slow
+// engine slow the fetches down (backpressure) instead of growing a queue.
+type pool chan *batch
+
+func newPool(n int) pool {
+	p := make(pool, n)
+	for range n {
+		p <- &batch{}
+	}
+	return p
+}

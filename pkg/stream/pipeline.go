@@ -1,0 +1,369 @@
+// Package stream is `detector run`: Kafka consumption through a consumer
+// group, one fetch loop per assigned partition, the engine's owner, and
+// checkpoints that make state durable before the offsets they cover are
+// committed. docs/pipeline.md describes the data path and its ownership
+// rules.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/exfilguard/exfilguard/pkg/alerts"
+	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/event"
+	"github.com/exfilguard/exfilguard/pkg/models"
+	"github.com/exfilguard/exfilguard/pkg/state"
+)
+
+// Options configures a pipeline.
+type Options struct {
+	Config *config.Config
+	// Store holds state; the pipeline does not close it.
+	Store *state.Store
+	// Alerts receives alerts as JSONL; it is flushed before every
+	// checkpoint, so an alert is out before the offsets of its events are
+	// committed.
+	Alerts        io.Writer
+	Pseudonymizer *alerts.Pseudonymizer
+	Logger        *slog.Logger
+	// Now is the wall clock (detected_at, checkpoint interval, log rate
+	// limits, fetch deadlines); nil means time.Now.
+	Now func() time.Time
+	// Processed, if set, is called on the owner goroutine after each
+	// batch with the number of events processed in this run: progress for
+	// tests and tools, so that none has to poll or sleep.
+	Processed func(total uint64)
+}
+
+// Pipeline consumes the configured topics into the engine. Build it with
+// New, run it with Run.
+type Pipeline struct {
+	cfg    *config.Config
+	store  *state.Store
+	log    *slog.Logger
+	now    func() time.Time
+	dialer *kafka.Dialer
+	m      *metrics
+
+	// Owned by the owner goroutine (see own); nobody else touches them
+	// while Run is running.
+	engine    *models.Engine
+	builder   *alerts.Builder
+	out       *alerts.JSONL
+	writeErr  error
+	positions map[state.Partition]int64
+	sinceCkpt int
+	lastCkpt  time.Time
+	buf       []byte
+	selfAlert selfAlerts
+	processed func(uint64)
+
+	pool pool
+	in   chan item
+
+	// durable is the positions of the newest durable checkpoint, for the
+	// committers; durableC signals a new one.
+	durableMu sync.Mutex
+	durable   map[state.Partition]int64
+	durableC  chan struct{}
+}
+
+// item is what the owner receives: a batch of events, or a request to
+// checkpoint now (answered on done).
+type item struct {
+	b    *batch
+	ckpt chan error
+}
+
+// New builds the engine and restores it from the store.
+func New(opts Options) (*Pipeline, error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d, err := NewDialer(&opts.Config.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{
+		cfg: opts.Config, store: opts.Store, log: log, now: now, dialer: d, m: newMetrics(),
+		builder:   alerts.NewBuilder(opts.Config.Alerts, opts.Pseudonymizer, now),
+		out:       alerts.NewJSONL(opts.Alerts),
+		positions: map[state.Partition]int64{},
+		pool:      newPool(16),
+		in:        make(chan item, 8),
+		durableC:  make(chan struct{}, 1),
+		processed: opts.Processed,
+	}
+	p.engine, err = models.New(opts.Config, p.detection)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.restore(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// restore loads engine state, incidents and positions of the newest
+// checkpoint. Entities stay in the store until their next event.
+func (p *Pipeline) restore() error {
+	p.engine.SetStore(p.store)
+	eng, err := p.store.Blob("engine")
+	if err != nil {
+		return err
+	}
+	if eng != nil {
+		if err := p.engine.Restore(eng); err != nil {
+			return fmt.Errorf("restore engine state: %w", err)
+		}
+	}
+	al, err := p.store.Blob("alerts")
+	if err != nil {
+		return err
+	}
+	if err := p.builder.RestoreState(al); err != nil {
+		return err
+	}
+	pos, err := p.store.Positions()
+	if err != nil {
+		return err
+	}
+	p.positions = pos
+	p.durable = maps.Clone(pos)
+	p.m.mu.Lock()
+	p.m.restored = true
+	p.m.mu.Unlock()
+	if p.store.Checkpointed() {
+		p.log.Info("state restored", "partitions", len(pos))
+	}
+	return nil
+}
+
+// detection turns a detection into an alert on the owner goroutine.
+func (p *Pipeline) detection(d *models.Detection) {
+	a, ok := p.builder.Build(d)
+	if !ok || p.writeErr != nil {
+		return
+	}
+	p.writeErr = p.out.Write(a)
+}
+
+// Stats returns what the pipeline did so far; safe from any goroutine.
+func (p *Pipeline) Stats() Stats { return p.m.stats() }
+
+// Ready reports whether the pipeline is consuming: for /readyz.
+func (p *Pipeline) Ready() (bool, string) { return p.m.ready() }
+
+// Run consumes until ctx ends, then stops fetching, drains, checkpoints
+// and commits within the configured shutdown timeout. It returns nil on a
+// clean stop.
+func (p *Pipeline) Run(ctx context.Context) error {
+	k := &p.cfg.Kafka
+	topics := make([]string, len(k.Topics))
+	for i, t := range k.Topics {
+		topics[i] = t.Name
+	}
+	start := kafka.FirstOffset
+	if k.StartOffset == "latest" {
+		start = kafka.LastOffset
+	}
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                k.GroupID,
+		Brokers:           k.Brokers,
+		Dialer:            p.dialer,
+		Topics:            topics,
+		SessionTimeout:    k.SessionTimeout.D(),
+		RebalanceTimeout:  k.RebalanceTimeout.D(),
+		HeartbeatInterval: k.SessionTimeout.D() / 10,
+		JoinGroupBackoff:  k.BackoffMax.D(),
+		StartOffset:       start,
+		Timeout:           k.DialTimeout.D(),
+		ErrorLogger:       kafka.LoggerFunc(func(f string, a ...any) { p.log.Debug("kafka group", "msg", fmt.Sprintf(f, a...)) }),
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer group: %w", err)
+	}
+	dl := newDeadLetters(k.DeadLetterTopic, k.Brokers, k.FetchMaxBytes, p.dialer)
+	defer dl.close()
+
+	ownerDone := make(chan struct{})
+	go func() {
+		defer close(ownerDone)
+		p.own()
+	}()
+
+	// Close the group when ctx ends: that ends the current generation,
+	// whose functions drain, checkpoint and commit before Close returns.
+	closed := make(chan bool, 1) // true: the group closed in time
+	go func() {
+		<-ctx.Done()
+		done := make(chan struct{})
+		go func() { group.Close(); close(done) }()
+		t := time.NewTimer(p.cfg.State.ShutdownTimeout.D())
+		defer t.Stop()
+		select {
+		case <-done:
+			closed <- true
+		case <-t.C:
+			closed <- false
+		}
+	}()
+
+	warn := newLimiter(10*time.Second, p.now)
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				break
+			}
+			p.m.setAssigned(nil, false)
+			if warn.allow("group") {
+				p.log.Warn("kafka consumer group unavailable, retrying", "err", err)
+			}
+			continue
+		}
+		p.generation(gen, dl)
+	}
+	if !<-closed {
+		// A generation's functions are stuck (a broker that does not
+		// answer the commit): leave them; the checkpoint they could not
+		// commit is in the store and is where the next start resumes.
+		return fmt.Errorf("shutdown: consumer group did not close within %v", p.cfg.State.ShutdownTimeout)
+	}
+	// A last checkpoint, for the case that no generation ran one.
+	err = p.checkpointNow()
+	close(p.in)
+	<-ownerDone
+	if p.writeErr != nil {
+		return fmt.Errorf("write alerts: %w", p.writeErr)
+	}
+	return err
+}
+
+// generation runs one consumer group generation: a reader per assigned
+// partition and a committer that commits durable positions, and at the
+// end of the generation (revocation or shutdown) drains, checkpoints and
+// commits before the partitions can move.
+func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
+	var assigned []state.Partition
+	for topic, parts := range gen.Assignments {
+		for _, a := range parts {
+			assigned = append(assigned, state.Partition{Topic: topic, Partition: a.ID})
+		}
+	}
+	p.m.setAssigned(assigned, true)
+	p.log.Info("partitions assigned", "generation", gen.ID, "partitions", len(assigned))
+
+	p.durableMu.Lock()
+	durable := maps.Clone(p.durable)
+	p.durableMu.Unlock()
+	var readers sync.WaitGroup
+	for topic, parts := range gen.Assignments {
+		format := p.format(topic)
+		for _, a := range parts {
+			part := state.Partition{Topic: topic, Partition: a.ID}
+			// The checkpoint is what state agrees with; the group's
+			// committed offset only counts when there is none (state
+			// lost or a new topic), and then the loss is said.
+			off, ok := durable[part]
+			if !ok {
+				off = a.Offset
+				if p.store.Checkpointed() && a.Offset >= 0 {
+					p.log.Warn("no checkpointed position for partition; starting at the group's committed offset", "partition", part.String(), "offset", a.Offset)
+				}
+			}
+			r := &reader{
+				p: part, k: &p.cfg.Kafka, dialer: p.dialer, dec: newDecoder(format, &p.cfg.Input),
+				limit: p.cfg.Input.MaxMessageBytes, pool: p.pool, out: p.in, dl: dl, m: p.m, log: p.log,
+				warn: newLimiter(10*time.Second, p.now), now: p.now,
+			}
+			readers.Add(1)
+			gen.Start(func(ctx context.Context) {
+				defer readers.Done()
+				r.run(ctx, off)
+			})
+		}
+	}
+	gen.Start(func(ctx context.Context) {
+		p.commitLoop(ctx, gen, assigned, &readers)
+	})
+}
+
+func (p *Pipeline) format(topic string) string {
+	for _, t := range p.cfg.Kafka.Topics {
+		if t.Name == topic {
+			return t.Format
+		}
+	}
+	return p.cfg.Input.Format
+}
+
+func newDecoder(format string, in *config.Input) event.Decoder {
+	// Only the native format exists so far; config validation rejects
+	// any other name.
+	_ = format
+	return event.NewNative(event.Limits{MaxMessageBytes: in.MaxMessageBytes, MaxRecordIDs: in.MaxRecordIDs})
+}
+
+// commitLoop commits each durable checkpoint's positions for the
+// generation's partitions. When the generation ends it waits for the
+// readers to stop, has the owner drain and checkpoint, and commits that.
+func (p *Pipeline) commitLoop(ctx context.Context, gen *kafka.Generation, assigned []state.Partition, readers *sync.WaitGroup) {
+	commit := func() {
+		p.durableMu.Lock()
+		offs := map[string]map[int]int64{}
+		for _, a := range assigned {
+			if off, ok := p.durable[a]; ok && off >= 0 {
+				if offs[a.Topic] == nil {
+					offs[a.Topic] = map[int]int64{}
+				}
+				offs[a.Topic][a.Partition] = off
+			}
+		}
+		p.durableMu.Unlock()
+		if err := gen.CommitOffsets(offs); err != nil {
+			// Not fatal: the checkpoint holds the positions, and the next
+			// commit carries them.
+			p.m.commitErrors.Add(1)
+			p.log.Warn("commit offsets", "generation", gen.ID, "err", err)
+		}
+	}
+	for {
+		select {
+		case <-p.durableC:
+			commit()
+		case <-ctx.Done():
+			readers.Wait()
+			if err := p.checkpointNow(); err != nil {
+				p.log.Error("final checkpoint of generation", "generation", gen.ID, "err", err)
+				return
+			}
+			commit()
+			p.m.setAssigned(nil, false)
+			p.log.Info("partitions released", "generation", gen.ID)
+			return
+		}
+	}
+}
+
+// checkpointNow has the owner process everything queued before it and
+// checkpoint.
+func (p *Pipeline) checkpointNow() error {
+	done := make(chan error, 1)
+	p.in <- item{ckpt: done}
+	return <-done
+}

@@ -1,0 +1,77 @@
+package stream
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/exfilguard/exfilguard/pkg/alerts"
+	"github.com/exfilguard/exfilguard/pkg/models"
+)
+
+// RuleDetectorDegraded is the rule of the alert the detector raises about
+// itself when entities arrive faster than memory can hold them: a flood
+// of never-seen principals is either a broken feed or an attack on the
+// detector meant to blind it.
+const RuleDetectorDegraded = "detector_degraded"
+
+// selfAlerts tracks the detector's own degraded state. It lives on the
+// owner goroutine.
+type selfAlerts struct {
+	pressured bool // the entity cap forced a checkpoint since the last one
+	open      bool
+	since     time.Time
+	evicted   int
+	lastPress time.Time
+}
+
+func (s *selfAlerts) pressure(p *Pipeline, now time.Time) {
+	s.pressured = true
+	s.lastPress = now
+}
+
+// checkpointed raises the alert when the cap forced a checkpoint, once per
+// episode; an episode ends after a quiet period without pressure.
+func (s *selfAlerts) checkpointed(p *Pipeline, evicted int, now time.Time) {
+	if s.open && !s.pressured && now.Sub(s.lastPress) > p.cfg.Alerts.QuietPeriod.D() {
+		s.open = false
+	}
+	if !s.pressured {
+		return
+	}
+	s.pressured = false
+	s.evicted += evicted
+	if s.open {
+		return
+	}
+	s.open, s.since = true, now
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%s/%d", RuleDetectorDegraded, p.cfg.Kafka.GroupID, now.UnixNano())))
+	id := hex.EncodeToString(sum[:12])
+	ts := now.UTC().Format(time.RFC3339Nano)
+	a := &alerts.Alert{
+		ID:         id,
+		Rule:       RuleDetectorDegraded,
+		Severity:   "high",
+		Entity:     alerts.EntityRef{Kind: "detector", Key: p.cfg.Kafka.GroupID},
+		EventTime:  ts,
+		DetectedAt: ts,
+		Window:     alerts.Window{Start: ts, End: ts, Horizon: p.cfg.State.CheckpointInterval.String()},
+		Observed:   map[string]float64{"resident_entities": float64(p.engine.Entities()), "evicted": float64(evicted)},
+		Expected:   map[string]float64{"resident_entities": float64(p.cfg.Engine.MaxEntities)},
+		Summary: fmt.Sprintf("The detector is over its cap of %d entities in memory and evicted %d to its store in one checkpoint. "+
+			"Detection goes on, but every returning entity is reloaded from disk. New entities arriving this fast are a broken feed "+
+			"or a flood of forged principals meant to blind the detector; look at the input topic's principals.", p.cfg.Engine.MaxEntities, evicted),
+		Objects:     []string{},
+		MitreAttack: []models.Technique{{Tactic: "Defense Evasion", Technique: "T1562", Name: "Impair Defenses"}},
+		Incident:    alerts.Incident{ID: id, Status: "opened"},
+		Basis:       "prior",
+	}
+	if p.writeErr == nil {
+		p.writeErr = p.out.Write(a)
+		if p.writeErr == nil {
+			p.writeErr = p.out.Flush()
+		}
+	}
+	p.log.Error("entity cap reached; detector degraded", "cap", p.cfg.Engine.MaxEntities, "evicted", evicted)
+}
