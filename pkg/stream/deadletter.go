@@ -39,7 +39,7 @@ func newDeadLetters(topic string, brokers []string, maxBytes int, d *kafka.Diale
 		RequiredAcks: kafka.RequireAll,
 		// Dead letters are rare and each is written before its partition
 		// moves on: send at once rather than wait for a batch to fill.
-		BatchSize:   1,
+		BatchSize: 1,
 		// Room for the largest message a fetch can return, plus headers.
 		BatchBytes:  int64(maxBytes) + 64<<10,
 		MaxAttempts: 3,

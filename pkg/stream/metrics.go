@@ -13,19 +13,19 @@ import (
 // with atomics and read by Stats (and by the Prometheus collector of the
 // telemetry package).
 type metrics struct {
-	messages      atomic.Uint64
-	events        atomic.Uint64 // processed by the engine
-	deadLettered  atomic.Uint64
+	messages     atomic.Uint64
+	events       atomic.Uint64 // processed by the engine
+	deadLettered atomic.Uint64
 	// deadLetterFailed counts rejected messages the dead-letter topic
 	// refused for good (skipped, logged).
 	deadLetterFailed atomic.Uint64
-	fetchErrors   atomic.Uint64
-	retentionLost atomic.Uint64
-	commitErrors  atomic.Uint64
-	checkpoints   atomic.Uint64
-	checkpointErr atomic.Uint64
-	evicted       atomic.Uint64
-	byReason      [16]atomic.Uint64
+	fetchErrors      atomic.Uint64
+	retentionLost    atomic.Uint64
+	commitErrors     atomic.Uint64
+	checkpoints      atomic.Uint64
+	checkpointErr    atomic.Uint64
+	evicted          atomic.Uint64
+	byReason         [16]atomic.Uint64
 
 	mu        sync.Mutex
 	connected map[state.Partition]bool
@@ -70,20 +70,20 @@ func (m *metrics) setAssigned(ps []state.Partition, joined bool) {
 
 // Stats is a snapshot of what the pipeline did.
 type Stats struct {
-	Messages      uint64 // read from Kafka
-	Events        uint64 // processed by the engine
-	Rejected      map[string]uint64
-	DeadLettered  uint64
+	Messages     uint64 // read from Kafka
+	Events       uint64 // processed by the engine
+	Rejected     map[string]uint64
+	DeadLettered uint64
 	// DeadLetterFailed counts rejected messages the dead-letter topic
 	// refused for good.
 	DeadLetterFailed uint64
-	FetchErrors   uint64
-	RetentionLost uint64
-	CommitErrors  uint64
-	Checkpoints   uint64
-	CheckpointErr uint64
-	Evicted       uint64
-	Last          CheckpointInfo
+	FetchErrors      uint64
+	RetentionLost    uint64
+	CommitErrors     uint64
+	Checkpoints      uint64
+	CheckpointErr    uint64
+	Evicted          uint64
+	Last             CheckpointInfo
 }
 
 func (m *metrics) stats() Stats {
