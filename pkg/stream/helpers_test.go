@@ -1,9 +1,7 @@
 package stream
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,84 +12,22 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/exfilguard/exfilguard/internal/kafkatest"
 	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/state"
 )
 
 const samplePath = "../../testdata/sample/events.jsonl.gz"
 
-// sampleLines returns the shipped sample's events, one JSON object each.
-func sampleLines(t testing.TB) [][]byte {
-	t.Helper()
-	f, err := os.Open(samplePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines [][]byte
-	sc := bufio.NewScanner(zr)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, append([]byte(nil), sc.Bytes()...))
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return lines
-}
+func sampleLines(t testing.TB) [][]byte { return kafkatest.Lines(t, samplePath) }
 
-// cluster starts an in-process Kafka-protocol cluster (kfake) seeded with
-// topics, each of partitions partitions.
 func cluster(t testing.TB, partitions int32, topics []string, opts ...kfake.Opt) *kfake.Cluster {
-	t.Helper()
-	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...),
-		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "8388608"})}, opts...)
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return kafkatest.Cluster(t, partitions, topics, opts...)
 }
 
-// produce writes values to topic with franz-go, a client we did not use to
-// consume, partitioned round-robin unless keys are given, and waits for
-// every acknowledgement.
 func produce(t testing.TB, addrs []string, topic string, values [][]byte) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerBatchMaxBytes(8<<20), kgo.MaxBufferedRecords(100000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	for _, v := range values {
-		wg.Add(1)
-		cl.Produce(ctx, &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
-			defer wg.Done()
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		t.Fatalf("produce: %v", firstErr)
-	}
+	kafkatest.Produce(t, addrs, topic, values)
 }
 
 // testConfig is the default config pointed at the cluster and a state dir.
