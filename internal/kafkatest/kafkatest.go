@@ -30,11 +30,12 @@ func Cluster(t testing.TB, partitions int32, topics []string, opts ...kfake.Opt)
 }
 
 // Produce writes values to topic round-robin over its partitions and waits
-// for every acknowledgement.
-func Produce(t testing.TB, addrs []string, topic string, values [][]byte) {
+// for every acknowledgement. extra adds client options (TLS, SASL).
+func Produce(t testing.TB, addrs []string, topic string, values [][]byte, extra ...kgo.Opt) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerBatchMaxBytes(8<<20), kgo.MaxBufferedRecords(100000))
+	opts := append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerBatchMaxBytes(8 << 20), kgo.MaxBufferedRecords(100000)}, extra...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
