@@ -107,12 +107,13 @@ func (c *Checkpoint) Commit(positions map[Partition]int64) error {
 // stays invisible.
 func (c *Checkpoint) Abort() { c.wb.Cancel() }
 
-// Sweep deletes stored entities whose newest event is before before (event
-// time, Unix ns): entities silent past their TTL that are no longer in
-// memory. It is its own atomic step with unchanged positions. An entity
-// that is in memory and newer is written again by the next checkpoint,
-// above the deletion.
-func (s *Store) Sweep(before int64) (int, error) {
+// Sweep deletes stored entities for which forgotten(last) holds, last
+// being the event time of their newest event: entities silent past their
+// TTL that are no longer in memory (see models.Engine.Forgotten). It is
+// its own atomic step with unchanged positions. An entity that is in
+// memory and newer is written again by the next checkpoint, above the
+// deletion.
+func (s *Store) Sweep(forgotten func(last int64) bool) (int, error) {
 	if s.readTs == 0 {
 		return 0, nil
 	}
@@ -133,7 +134,7 @@ func (s *Store) Sweep(before int64) (int, error) {
 			txn.Discard()
 			return 0, fmt.Errorf("sweep entities: %w", err)
 		}
-		if last < before {
+		if forgotten(last) {
 			stale = append(stale, item.KeyCopy(nil))
 		}
 	}

@@ -147,7 +147,7 @@ func TestSweepForgetsStaleEntities(t *testing.T) {
 	if err := c.Commit(map[Partition]int64{{"a", 0}: 7}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.Sweep(51)
+	n, err := s.Sweep(func(last int64) bool { return last < 51 })
 	if err != nil || n != 50 {
 		t.Fatalf("Sweep = %d, %v; want 50", n, err)
 	}

@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// sweepEvery is the number of checkpoints between sweeps of the store: a
+// sweep reads every stored entity's header.
+const sweepEvery = 360
+
 // own is the engine's owner goroutine: the only one that touches the
 // engine, the alert builder and their state (the "one owner per entity"
 // invariant, without a lock). It processes batches in the order they
@@ -43,6 +47,21 @@ func (p *Pipeline) process(b *batch) {
 	p.sinceCkpt += b.n
 	p.positions[b.part] = b.next
 	p.pool <- b
+	if p.writeErr != nil && p.fatal == nil {
+		// Alerts cannot be written: going on would commit offsets of
+		// events whose alerts nobody received.
+		p.fatal = fmt.Errorf("write alerts: %w", p.writeErr)
+		p.log.Error("alert output failed; stopping without committing", "err", p.writeErr)
+		p.stop()
+	}
+	if err := p.engine.Err(); err != nil && p.fatal == nil {
+		// The store failed to give an entity back: state is no longer
+		// exact. Stop without committing; the restart resumes from the
+		// last checkpoint.
+		p.fatal = err
+		p.log.Error("state store failed; stopping to resume from the last checkpoint", "err", err)
+		p.stop()
+	}
 	if p.processed != nil {
 		p.processed(total)
 	}
@@ -101,6 +120,15 @@ func (p *Pipeline) checkpoint() error {
 	p.m.lastCkpt = info
 	p.m.mu.Unlock()
 	p.selfAlert.checkpointed(p, evicted, start)
+	if p.m.checkpoints.Load()%sweepEvery == 0 {
+		// Stored entities silent past their TTL, and not in memory: the
+		// engine would start them afresh anyway; free their space.
+		if n, err := p.store.Sweep(p.engine.Forgotten); err != nil {
+			p.log.Warn("sweep forgotten entities", "err", err)
+		} else if n > 0 {
+			p.log.Info("swept forgotten entities", "deleted", n)
+		}
+	}
 
 	p.durableMu.Lock()
 	p.durable = maps.Clone(p.positions)

@@ -66,6 +66,10 @@ type Pipeline struct {
 	buf       []byte
 	selfAlert selfAlerts
 	processed func(uint64)
+	// fatal is the error that stopped the pipeline from the inside; stop
+	// cancels Run's context.
+	fatal error
+	stop  context.CancelFunc
 
 	pool pool
 	in   chan item
@@ -172,6 +176,8 @@ func (p *Pipeline) Ready() (bool, string) { return p.m.ready() }
 // and commits within the configured shutdown timeout. It returns nil on a
 // clean stop.
 func (p *Pipeline) Run(ctx context.Context) error {
+	ctx, p.stop = context.WithCancel(ctx)
+	defer p.stop()
 	k := &p.cfg.Kafka
 	topics := make([]string, len(k.Topics))
 	for i, t := range k.Topics {
@@ -248,6 +254,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	err = p.checkpointNow()
 	close(p.in)
 	<-ownerDone
+	if p.fatal != nil {
+		return p.fatal
+	}
 	if p.writeErr != nil {
 		return fmt.Errorf("write alerts: %w", p.writeErr)
 	}
