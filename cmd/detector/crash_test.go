@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/exfilguard/exfilguard/internal/kafkatest"
 	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/models"
@@ -91,7 +89,7 @@ state:
 		}
 		_ = cmd.Wait()
 		outputs = append(outputs, stdout.Bytes())
-		t.Logf("kill %d after committed offset %d", kills+1, committed(t, addrs, "crash-test"))
+		t.Logf("kill %d after committed offset %d", kills+1, kafkatest.CommittedTotal(t, addrs, "crash-test", "audit", 1))
 	}
 	// The last run finishes and stops cleanly.
 	cmd, stdout := startDetector(t, bin, cfgPath)
@@ -123,6 +121,17 @@ state:
 	}
 	if got := eng.Stats().Events; got != uint64(total) {
 		t.Errorf("state reflects %d events, want exactly %d", got, total)
+	}
+
+	// state inspect reads one entity back readably.
+	var out, errOut bytes.Buffer
+	if code := run([]string{"state", "inspect", "--config", cfgPath, "--entity", "principal/svc-storefront"}, &out, &errOut); code != exitOK {
+		t.Fatalf("state inspect: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"entity      principal/svc-storefront", "role        app", "1d       sensitive_rows"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("state inspect output lacks %q:\n%s", want, out.String())
+		}
 	}
 
 	// Every alert of the replay, with its id; repeats identical.
@@ -183,27 +192,14 @@ func startDetector(t *testing.T, bin, cfgPath string) (*exec.Cmd, *bytes.Buffer)
 	return cmd, stdout
 }
 
-func committed(t *testing.T, addrs []string, group string) int64 {
-	t.Helper()
-	cl := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 10 * time.Second}
-	resp, err := cl.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{"audit": {0}}})
-	if err != nil {
-		return -1
-	}
-	for _, p := range resp.Topics["audit"] {
-		return p.CommittedOffset
-	}
-	return -1
-}
-
 // waitCommitted waits until the group committed at least off, failing on
 // a generous bound (a hang, not a timing assumption).
 func waitCommitted(t *testing.T, addrs []string, group string, off int64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Minute)
-	for committed(t, addrs, group) < off {
+	for kafkatest.CommittedTotal(t, addrs, group, "audit", 1) < off {
 		if time.Now().After(deadline) {
-			t.Fatalf("committed offset stuck at %d, waiting for %d", committed(t, addrs, group), off)
+			t.Fatalf("committed offset stuck at %d, waiting for %d", kafkatest.CommittedTotal(t, addrs, group, "audit", 1), off)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -29,6 +29,7 @@ func commands() []command {
 		{"replay", "run the engine over recorded logs in event time; alerts as JSONL on stdout", runReplay},
 		{"gen", "write synthetic company traffic with optional attacks as native JSONL", runGen},
 		{"config", "config check FILE | config defaults", runConfig},
+		{"state", "state inspect --entity KIND/KEY: one entity's baselines from the state store", runState},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -102,6 +103,10 @@ func serveHealth(addr string, p *stream.Pipeline, log *slog.Logger) (*http.Serve
 		}
 		io.WriteString(w, why+"\n")
 	})
+	// Profiles, for an operator asking where memory or CPU goes; on the
+	// same internal port as the probes, never exposed by the chart.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err

@@ -79,18 +79,19 @@ func Open(opts Options) (*Store, error) {
 		WithBlockCacheSize(opts.BlockCacheBytes).
 		WithIndexCacheSize(opts.IndexCacheBytes).
 		WithNumCompactors(2).
+		// Small tables: a table builder holds its whole table in memory.
+		WithBaseTableSize(1 << 20).
 		WithValueLogFileSize(64 << 20).
 		// Entities are small; keep them in the LSM tree (one read per
 		// reload) unless a pathological one carries many dense sketches.
 		WithValueThreshold(min(64<<10, opts.MemTableBytes/10)).
-		WithCompression(options.Snappy).
+		// No compression: entity encodings are compact already, and
+		// Badger's table builders hold a compressed copy of every block in
+		// flight, which in a small pod is the largest memory spike of all
+		// (over 100 MiB during a flush and a compaction at once).
+		WithCompression(options.None).
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1)
-	if opts.BlockCacheBytes == 0 {
-		// Badger decompresses blocks into its block cache; without one it
-		// cannot compress.
-		bo = bo.WithCompression(options.None)
-	}
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("")
 	} else if err := os.MkdirAll(opts.Dir, 0o700); err != nil {

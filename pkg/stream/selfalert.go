@@ -24,6 +24,11 @@ type selfAlerts struct {
 	since     time.Time
 	evicted   int
 	lastPress time.Time
+	// resident, loaded and evicted as of the last checkpoint, to count the
+	// entities created since (resident grows by creations and loads,
+	// shrinks by evictions).
+	lastResident         int
+	lastLoaded, lastEvic uint64
 }
 
 func (s *selfAlerts) pressure(p *Pipeline, now time.Time) {
@@ -31,16 +36,25 @@ func (s *selfAlerts) pressure(p *Pipeline, now time.Time) {
 	s.lastPress = now
 }
 
-// checkpointed raises the alert when the cap forced a checkpoint, once per
-// episode; an episode ends after a quiet period without pressure.
+// checkpointed raises the alert when the cap forced a checkpoint and at
+// least a tenth of the cap are entities never seen before, created since
+// the last checkpoint: a flood. A large working set that merely cycles
+// through the store (reloads, not creations) is not one; it shows in the
+// eviction metrics instead. Once per episode; an episode ends after a
+// quiet period without pressure.
 func (s *selfAlerts) checkpointed(p *Pipeline, evicted int, now time.Time) {
+	st := p.engine.StoreStats()
+	resident := p.engine.Resident()
+	created := (resident + evicted) - s.lastResident - int(st.Loaded-s.lastLoaded)
+	s.lastResident, s.lastLoaded, s.lastEvic = resident, st.Loaded, st.Evicted
 	if s.open && !s.pressured && now.Sub(s.lastPress) > p.cfg.Alerts.QuietPeriod.D() {
 		s.open = false
 	}
-	if !s.pressured {
+	pressured := s.pressured
+	s.pressured = false
+	if !pressured || created < p.cfg.Engine.MaxEntities/10 {
 		return
 	}
-	s.pressured = false
 	s.evicted += evicted
 	if s.open {
 		return
@@ -57,11 +71,11 @@ func (s *selfAlerts) checkpointed(p *Pipeline, evicted int, now time.Time) {
 		EventTime:  ts,
 		DetectedAt: ts,
 		Window:     alerts.Window{Start: ts, End: ts, Horizon: p.cfg.State.CheckpointInterval.String()},
-		Observed:   map[string]float64{"resident_entities": float64(p.engine.Entities()), "evicted": float64(evicted)},
+		Observed:   map[string]float64{"resident_entities": float64(resident), "evicted": float64(evicted), "new_entities": float64(created)},
 		Expected:   map[string]float64{"resident_entities": float64(p.cfg.Engine.MaxEntities)},
-		Summary: fmt.Sprintf("The detector is over its cap of %d entities in memory and evicted %d to its store in one checkpoint. "+
-			"Detection goes on, but every returning entity is reloaded from disk. New entities arriving this fast are a broken feed "+
-			"or a flood of forged principals meant to blind the detector; look at the input topic's principals.", p.cfg.Engine.MaxEntities, evicted),
+		Summary: fmt.Sprintf("%d never-seen entities arrived since the last checkpoint and pushed the detector over its cap of %d entities in memory; "+
+			"it evicted %d to its store. Detection goes on, but every returning entity is reloaded from disk. New entities arriving this fast "+
+			"are a broken feed or a flood of forged principals meant to blind the detector; look at the input topic's principals.", created, p.cfg.Engine.MaxEntities, evicted),
 		Objects:     []string{},
 		MitreAttack: []models.Technique{{Tactic: "Defense Evasion", Technique: "T1562", Name: "Impair Defenses"}},
 		Incident:    alerts.Incident{ID: id, Status: "opened"},
@@ -73,5 +87,5 @@ func (s *selfAlerts) checkpointed(p *Pipeline, evicted int, now time.Time) {
 			p.writeErr = p.out.Flush()
 		}
 	}
-	p.log.Error("entity cap reached; detector degraded", "cap", p.cfg.Engine.MaxEntities, "evicted", evicted)
+	p.log.Error("flood of new entities over the cap; detector degraded", "cap", p.cfg.Engine.MaxEntities, "new_entities", created, "evicted", evicted)
 }
