@@ -10,6 +10,9 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -93,4 +96,35 @@ func Lines(t testing.TB, path string) [][]byte {
 		t.Fatal(err)
 	}
 	return lines
+}
+
+// Committed returns the group's committed offset of each of the first
+// parts partitions of topic (-1 where none is committed).
+func Committed(t testing.TB, addrs []string, group, topic string, parts int) map[int]int64 {
+	t.Helper()
+	cl := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 10 * time.Second}
+	ps := make([]int, parts)
+	for i := range ps {
+		ps[i] = i
+	}
+	resp, err := cl.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	if err != nil {
+		t.Fatalf("fetch committed offsets: %v", err)
+	}
+	out := map[int]int64{}
+	for _, p := range resp.Topics[topic] {
+		out[p.Partition] = p.CommittedOffset
+	}
+	return out
+}
+
+// CommittedTotal is the sum of the committed offsets of topic's first
+// parts partitions: how many messages the group has durably consumed.
+func CommittedTotal(t testing.TB, addrs []string, group, topic string, parts int) int64 {
+	t.Helper()
+	var sum int64
+	for _, off := range Committed(t, addrs, group, topic, parts) {
+		sum += max(off, 0)
+	}
+	return sum
 }

@@ -36,23 +36,25 @@ func (s *selfAlerts) pressure(p *Pipeline, now time.Time) {
 	s.lastPress = now
 }
 
-// checkpointed raises the alert when the cap forced a checkpoint and at
-// least a tenth of the cap are entities never seen before, created since
-// the last checkpoint: a flood. A large working set that merely cycles
+// checkpointed raises the alert when the cap forced a checkpoint and the
+// entities created since the last checkpoint are at least a twentieth of
+// the cap and twice those reloaded from the store: a flood of entities
+// never seen before. A large working set that merely cycles
 // through the store (reloads, not creations) is not one; it shows in the
 // eviction metrics instead. Once per episode; an episode ends after a
 // quiet period without pressure.
 func (s *selfAlerts) checkpointed(p *Pipeline, evicted int, now time.Time) {
 	st := p.engine.StoreStats()
 	resident := p.engine.Resident()
-	created := (resident + evicted) - s.lastResident - int(st.Loaded-s.lastLoaded)
+	loaded := int(st.Loaded - s.lastLoaded)
+	created := (resident + evicted) - s.lastResident - loaded
 	s.lastResident, s.lastLoaded, s.lastEvic = resident, st.Loaded, st.Evicted
 	if s.open && !s.pressured && now.Sub(s.lastPress) > p.cfg.Alerts.QuietPeriod.D() {
 		s.open = false
 	}
 	pressured := s.pressured
 	s.pressured = false
-	if !pressured || created < p.cfg.Engine.MaxEntities/10 {
+	if !pressured || created < p.cfg.Engine.MaxEntities/20 || created < 2*loaded {
 		return
 	}
 	s.evicted += evicted

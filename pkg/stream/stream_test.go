@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/exfilguard/exfilguard/internal/kafkatest"
 	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/replay"
 	"github.com/exfilguard/exfilguard/pkg/state"
@@ -100,7 +101,7 @@ func TestCleanStopResumesExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	committed := committedOffsets(t, addrs, cfg.Kafka.GroupID, "audit", 3)
+	committed := kafkatest.Committed(t, addrs, cfg.Kafka.GroupID, "audit", 3)
 	var sum int64
 	for part := 0; part < 3; part++ {
 		p := state.Partition{Topic: "audit", Partition: part}
@@ -120,24 +121,6 @@ func TestCleanStopResumesExactly(t *testing.T) {
 	if st2.Events != uint64(len(lines)-half) {
 		t.Errorf("second run processed %d, want exactly %d (nothing twice)", st2.Events, len(lines)-half)
 	}
-}
-
-func committedOffsets(t *testing.T, addrs []string, group, topic string, parts int) map[int]int64 {
-	t.Helper()
-	cl := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 10 * time.Second}
-	ps := make([]int, parts)
-	for i := range ps {
-		ps[i] = i
-	}
-	resp, err := cl.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int]int64{}
-	for _, p := range resp.Topics[topic] {
-		out[p.Partition] = p.CommittedOffset
-	}
-	return out
 }
 
 // TestPoisonMessagesAreDeadLettered: invalid JSON, binary garbage and a 2
