@@ -75,13 +75,20 @@ state:
 	total := int64(len(lines))
 	var outputs [][]byte
 	kills := 0
-	for target := int64(0); kills < 4; kills++ {
-		// Kill somewhere past a random point: the offsets it committed
-		// say how far it is; a random extra delay puts the kill anywhere
-		// between checkpoints, including inside one.
-		target += total / 6 * (1 + rng.Int64N(2)) / 2
+	for ; kills < 4; kills++ {
+		// Kill somewhere past a random point ahead of where it is: the
+		// offsets it committed say how far it got; a random extra delay
+		// puts the kill anywhere between checkpoints, including inside
+		// one.
+		target := kafkatest.CommittedTotal(t, addrs, "crash-test", "audit", 1) + total/16 + rng.Int64N(total/8)
 		target = min(target, total*9/10)
-		cmd, stdout := startDetector(t, bin, cfgPath)
+		logFile := filepath.Join(dir, fmt.Sprintf("run-%d.log", kills))
+		cmd, stdout := startDetector(t, bin, cfgPath, logFile)
+		// Kill only a member that has its partition. kfake (unlike Kafka)
+		// never expires a member that dies while its JoinGroup is pending:
+		// the reply fails, so its session timer never starts, and the
+		// partition stays assigned to the dead member for good.
+		waitLog(t, logFile, `"partitions":1`)
 		waitCommitted(t, addrs, "crash-test", target)
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -92,7 +99,7 @@ state:
 		t.Logf("kill %d after committed offset %d", kills+1, kafkatest.CommittedTotal(t, addrs, "crash-test", "audit", 1))
 	}
 	// The last run finishes and stops cleanly.
-	cmd, stdout := startDetector(t, bin, cfgPath)
+	cmd, stdout := startDetector(t, bin, cfgPath, filepath.Join(dir, "run-last.log"))
 	waitCommitted(t, addrs, "crash-test", total)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -179,17 +186,49 @@ state:
 	t.Logf("%d kills, %d alerts, %d re-emitted after a crash", kills, len(gotByID), repeats)
 }
 
-func startDetector(t *testing.T, bin, cfgPath string) (*exec.Cmd, *bytes.Buffer) {
+// startDetector starts `detector run`, its logs going to logFile; if the
+// test fails, the tail of that log is printed.
+func startDetector(t *testing.T, bin, cfgPath, logFile string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(bin, "run", "--config", cfgPath, "--listen", "", "--log-level", "warn")
+	cmd := exec.Command(bin, "run", "--config", cfgPath, "--listen", "", "--log-level", "info")
 	stdout := &bytes.Buffer{}
 	cmd.Stdout = stdout
-	cmd.Stderr = os.Stderr
+	lf, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = lf
+	t.Cleanup(func() {
+		lf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			t.Logf("tail of %s:\n%s", filepath.Base(logFile), b)
+		}
+	})
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return cmd, stdout
+}
+
+// waitLog waits until the detector's log file contains s.
+func waitLog(t *testing.T, file, s string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, _ := os.ReadFile(file)
+		if bytes.Contains(b, []byte(s)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never logged %s", filepath.Base(file), s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitCommitted waits until the group committed at least off, failing on

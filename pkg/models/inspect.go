@@ -6,6 +6,8 @@ import (
 	"math"
 	"text/tabwriter"
 	"time"
+
+	"github.com/exfilguard/exfilguard/pkg/config"
 )
 
 // EntityHash returns the hash an entity of kind and key is stored under,
@@ -89,7 +91,7 @@ func (e *Engine) Describe(w io.Writer, h uint64, data []byte) error {
 				typical = fmt.Sprintf("%.1f", math.Expm1(float64(b.mu)))
 				spread = fmt.Sprintf("x%.2f", math.Exp(float64(b.dev)))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t%.0f\n", time.Duration(width), measureNames[m], cur, typical, spread, b.n, hist.peak[m])
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t%.0f\n", config.Duration(width), measureNames[m], cur, typical, spread, b.n, hist.peak[m])
 		}
 	}
 	return tw.Flush()

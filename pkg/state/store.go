@@ -74,13 +74,17 @@ func Open(opts Options) (*Store, error) {
 		// acceptable, memory spikes are not.
 		WithMemTableSize(opts.MemTableBytes).
 		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
 		WithBlockCacheSize(opts.BlockCacheBytes).
 		WithIndexCacheSize(opts.IndexCacheBytes).
 		WithNumCompactors(2).
-		// Small tables: a table builder holds its whole table in memory.
-		WithBaseTableSize(1 << 20).
+		// Each table build holds the table and a 3 MiB index builder in
+		// memory, and every level is rewritten by compaction: mid-sized
+		// tables and a large first level keep both the count of builds and
+		// the write amplification of checkpoint-heavy traffic down.
+		WithBaseTableSize(4 << 20).
+		WithBaseLevelSize(64 << 20).
 		WithValueLogFileSize(64 << 20).
 		// Entities are small; keep them in the LSM tree (one read per
 		// reload) unless a pathological one carries many dense sketches.
