@@ -105,6 +105,19 @@ func shortTTL() *config.Config {
 	return c
 }
 
+var (
+	defaultSimOnce sync.Once
+	defaultSimDets []Detection
+	defaultSimEng  *Engine
+)
+
+// defaultSimRun is storeSimEvents through a plain engine with the default
+// config, shared by the tests that need it.
+func defaultSimRun(t *testing.T) ([]Detection, *Engine) {
+	defaultSimOnce.Do(func() { defaultSimDets, defaultSimEng = plainRun(t, config.Default(), storeSimEvents(t)) })
+	return defaultSimDets, defaultSimEng
+}
+
 func plainRun(t *testing.T, cfg *config.Config, evs []event.Event) ([]Detection, *Engine) {
 	t.Helper()
 	var dets []Detection
@@ -212,7 +225,13 @@ func TestDurableEngineIsExact(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg()
-			want, plain := plainRun(t, cfg, evs)
+			var want []Detection
+			var plain *Engine
+			if tc.name == "defaults" {
+				want, plain = defaultSimRun(t)
+			} else {
+				want, plain = plainRun(t, cfg, evs)
+			}
 			cfg.Engine.MaxEntities = 40
 			got := runDurable(t, cfg, evs, 1, len(evs)/5)
 			t.Logf("%d events, %d entities, %d detections; %d checkpoints, %d evicted, %d loaded, %d restarts, %d deleted, %d forgotten, largest entity %d bytes",
@@ -475,7 +494,7 @@ func TestProcessWithStoreAllocatesNothing(t *testing.T) {
 // sim run (run with -v to see it): most are customers and their home
 // networks, seen a few times.
 func TestStateBytesPerEntity(t *testing.T) {
-	_, e := plainRun(t, config.Default(), storeSimEvents(t))
+	_, e := defaultSimRun(t)
 	var sizes [numKinds][]int
 	var all []int
 	for _, ent := range e.entities {
