@@ -22,7 +22,7 @@ type Checkpoint struct {
 // store, including those of a checkpoint a crash interrupted, so that its
 // writes supersede them.
 func (s *Store) Begin() *Checkpoint {
-	ts := max(s.db.MaxVersion(), s.readTs) + 1
+	ts := max(s.db.MaxVersion(), s.readTs.Load()) + 1
 	return &Checkpoint{s: s, wb: s.db.NewWriteBatchAt(ts), ts: ts}
 }
 
@@ -98,7 +98,7 @@ func (c *Checkpoint) Commit(positions map[Partition]int64) error {
 	if err := c.s.db.Sync(); err != nil {
 		return fmt.Errorf("sync checkpoint marker: %w", err)
 	}
-	c.s.readTs = c.ts
+	c.s.readTs.Store(c.ts)
 	c.s.db.SetDiscardTs(c.ts)
 	return nil
 }
@@ -114,11 +114,11 @@ func (c *Checkpoint) Abort() { c.wb.Cancel() }
 // memory and newer is written again by the next checkpoint, above the
 // deletion.
 func (s *Store) Sweep(forgotten func(last int64) bool) (int, error) {
-	if s.readTs == 0 {
+	if s.readTs.Load() == 0 {
 		return 0, nil
 	}
 	var stale [][]byte
-	txn := s.db.NewTransactionAt(s.readTs, false)
+	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntity}, PrefetchValues: false})
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -49,14 +50,14 @@ type Options struct {
 	Logger   *slog.Logger
 }
 
-// Store is the Badger-backed state. Reads (LoadEntity) and checkpoints
-// must come from one goroutine, the engine's owner; Positions may be read
+// Store is the Badger-backed state. Loads and checkpoints come from one
+// goroutine, the engine's owner; Checkpointed and Positions may be called
 // from any.
 type Store struct {
 	db *badger.DB
 	// readTs is the commit timestamp of the newest complete checkpoint:
 	// everything is read as of it.
-	readTs uint64
+	readTs atomic.Uint64
 	log    *slog.Logger
 }
 
@@ -120,7 +121,7 @@ func (s *Store) init() error {
 	if err != nil {
 		return fmt.Errorf("read checkpoint marker: %w", err)
 	}
-	s.readTs = ts
+	s.readTs.Store(ts)
 	if ts == 0 {
 		return nil
 	}
@@ -149,7 +150,7 @@ func (s *Store) repair() error {
 	txn := s.db.NewTransactionAt(s.db.MaxVersion(), false)
 	it := txn.NewIterator(badger.IteratorOptions{AllVersions: true})
 	for it.Rewind(); it.Valid(); it.Next() {
-		if it.Item().Version() > s.readTs {
+		if it.Item().Version() > s.readTs.Load() {
 			k := it.Item().KeyCopy(nil)
 			if n := len(orphans); n == 0 || string(orphans[n-1]) != string(k) {
 				orphans = append(orphans, k)
@@ -158,10 +159,10 @@ func (s *Store) repair() error {
 	}
 	it.Close()
 	txn.Discard()
-	s.log.Warn("undoing an interrupted checkpoint", "keys", len(orphans), "checkpoint_ts", s.readTs)
+	s.log.Warn("undoing an interrupted checkpoint", "keys", len(orphans), "checkpoint_ts", s.readTs.Load())
 
 	c := s.Begin()
-	old := s.db.NewTransactionAt(s.readTs, false)
+	old := s.db.NewTransactionAt(s.readTs.Load(), false)
 	defer old.Discard()
 	for _, k := range orphans {
 		item, err := old.Get(k)
@@ -185,7 +186,7 @@ func (s *Store) repair() error {
 func (s *Store) Close() error { return s.db.Close() }
 
 // Checkpointed reports whether the store holds a complete checkpoint.
-func (s *Store) Checkpointed() bool { return s.readTs != 0 }
+func (s *Store) Checkpointed() bool { return s.readTs.Load() != 0 }
 
 func getU64(txn *badger.Txn, key string) (uint64, error) {
 	it, err := txn.Get([]byte(key))
@@ -213,11 +214,11 @@ func entityKey(dst []byte, h uint64) []byte {
 
 // LoadEntity appends the stored encoding of entity h to dst.
 func (s *Store) LoadEntity(h uint64, dst []byte) ([]byte, bool, error) {
-	if s.readTs == 0 {
+	if s.readTs.Load() == 0 {
 		return dst, false, nil
 	}
 	var kb [9]byte
-	txn := s.db.NewTransactionAt(s.readTs, false)
+	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
 	defer txn.Discard()
 	it, err := txn.Get(entityKey(kb[:0], h))
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -246,10 +247,10 @@ func (s *Store) Blob(name string) ([]byte, error) {
 	if name == "alerts" {
 		key = keyAlerts
 	}
-	if s.readTs == 0 {
+	if s.readTs.Load() == 0 {
 		return nil, nil
 	}
-	txn := s.db.NewTransactionAt(s.readTs, false)
+	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
 	defer txn.Discard()
 	it, err := txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -279,10 +280,10 @@ func positionKey(p Partition) []byte {
 // newest checkpoint covers.
 func (s *Store) Positions() (map[Partition]int64, error) {
 	out := map[Partition]int64{}
-	if s.readTs == 0 {
+	if s.readTs.Load() == 0 {
 		return out, nil
 	}
-	txn := s.db.NewTransactionAt(s.readTs, false)
+	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
 	defer txn.Discard()
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixPosition}, PrefetchValues: true, PrefetchSize: 64})
 	defer it.Close()
@@ -318,10 +319,10 @@ type Stats struct {
 func (s *Store) Stats() (Stats, error) {
 	var st Stats
 	st.LSMBytes, st.VlogBytes = s.db.Size()
-	if s.readTs == 0 {
+	if s.readTs.Load() == 0 {
 		return st, nil
 	}
-	txn := s.db.NewTransactionAt(s.readTs, false)
+	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
 	defer txn.Discard()
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntity}})
 	defer it.Close()
