@@ -58,6 +58,7 @@ func BenchmarkRun(b *testing.B) {
 		st := r.stop(b)
 		b.ReportMetric(float64(n)/el.Seconds(), "events/s")
 		b.ReportMetric(float64(st.Checkpoints), "checkpoints")
+		b.ReportMetric(float64(st.Events), "events")
 	}
 }
 
