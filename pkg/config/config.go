@@ -76,7 +76,8 @@ type Engine struct {
 	// MaxEntities caps the entities held in memory when the engine has a
 	// state store: beyond it, entities already checkpointed are evicted,
 	// least recently active first, and loaded again on their next event.
-	// 0 means no cap. Without a store the engine never evicts.
+	// 0 means no cap. Without a store the engine never evicts. The
+	// default fits a 1 GiB pod (docs/operations.md).
 	MaxEntities int `yaml:"max_entities"`
 	// EntityTTL is how long an entity may stay silent, in event time,
 	// before it is forgotten: its next event starts it afresh, and its
@@ -278,7 +279,7 @@ func Default() *Config {
 			LearningPeriod:         Duration(7 * 24 * time.Hour),
 			MaxKnownSources:        16,
 			MaxKnownObjects:        32,
-			MaxEntities:            1_000_000,
+			MaxEntities:            100_000,
 			EntityTTL:              Duration(90 * 24 * time.Hour),
 		},
 		Baseline: Baseline{
