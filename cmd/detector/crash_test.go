@@ -141,6 +141,16 @@ state:
 		}
 	}
 
+	// Customer accounts among a network's top principals are redacted, as
+	// in alerts.
+	out.Reset()
+	if code := run([]string{"state", "inspect", "--config", cfgPath, "--entity", "source_net/198.19.251.0/24"}, &out, &errOut); code != exitOK {
+		t.Fatalf("state inspect: exit %d: %s", code, errOut.String())
+	}
+	if strings.Contains(out.String(), "cust-") || !strings.Contains(out.String(), "top principals: customer:redacted") {
+		t.Errorf("state inspect of the crawler's network does not redact customers:\n%s", out.String())
+	}
+
 	// Every alert of the replay, with its id; repeats identical.
 	var want bytes.Buffer
 	if _, err := replay.Run(context.Background(), replay.Options{Config: cfg, Input: bytes.NewReader(bytes.Join(lines, []byte("\n"))), Alerts: &want}); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/exfilguard/exfilguard/pkg/alerts"
 	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/models"
 	"github.com/exfilguard/exfilguard/pkg/state"
@@ -21,6 +22,7 @@ func runState(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "the detector's config file (for state.dir and the horizons)")
 	dir := fs.String("state-dir", "", "state directory (default: the config's state.dir)")
 	entity := fs.String("entity", "", "KIND/KEY, e.g. principal/svc-etl, source_net/203.0.113.0/24, credential/AKIA...")
+	keyFile := fs.String("pseudonym-key-file", "", "key for customer pseudonyms among top contributors (or set "+pseudonymKeyEnv+"); without one they are redacted")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: detector state inspect [--config FILE] [--state-dir DIR] --entity KIND/KEY\n\nPrints one entity's baselines from the state store. The store is locked while\na detector runs on it: stop it, or inspect a copy of the directory.")
 		fs.PrintDefaults()
@@ -75,7 +77,12 @@ func runState(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	if err := eng.Describe(stdout, h, data); err != nil {
+	pkey, err := pseudonymKey(*keyFile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	if err := eng.Describe(stdout, h, data, alerts.NewPseudonymizer(pkey).Name); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}

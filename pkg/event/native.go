@@ -29,6 +29,11 @@ type Limits struct {
 	// Event.RecordIDs and Event.RecordNums; further ids are only counted in
 	// Event.RecordCount. Zero means DefaultMaxRecordIDs.
 	MaxRecordIDs int
+	// PrincipalIntern is how many principal names the decoder's interner
+	// keeps per generation. Zero means DefaultInternCapacity. A pipeline
+	// with a decoder per partition gives each a share, so that a flood of
+	// unique principals costs memory once, not once per partition.
+	PrincipalIntern int
 }
 
 // Native decodes the native JSON event (see the contract in DESIGN.md).
@@ -61,7 +66,7 @@ func NewNative(l Limits) *Native {
 	if l.MaxRecordIDs <= 0 {
 		l.MaxRecordIDs = DefaultMaxRecordIDs
 	}
-	return &Native{limits: l, principals: NewInterner(0), names: NewInterner(1 << 14)}
+	return &Native{limits: l, principals: NewInterner(l.PrincipalIntern), names: NewInterner(1 << 14)}
 }
 
 // Decode decodes one native event from msg into ev. Nothing in ev refers to

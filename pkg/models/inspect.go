@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/event"
 )
 
 // EntityHash returns the hash an entity of kind and key is stored under,
@@ -30,8 +31,10 @@ func EntityHash(kind Kind, key string) (uint64, bool) {
 // baselines, its peaks and its heaviest contributors. Baselines are shown
 // as the typical window total (expm1 of the log-space mean) and the
 // spread as a factor, because that is how an analyst compares them with
-// what an alert says it observed.
-func (e *Engine) Describe(w io.Writer, h uint64, data []byte) error {
+// what an alert says it observed. Customer accounts among the top
+// contributors are shown through customer (a pseudonymiser), so that the
+// tool does not print what alerts never do.
+func (e *Engine) Describe(w io.Writer, h uint64, data []byte, customer func(string) string) error {
 	ent, err := e.decodeEntity(h, data)
 	if err != nil {
 		return fmt.Errorf("decode entity: %w", err)
@@ -64,7 +67,11 @@ func (e *Engine) Describe(w io.Writer, h uint64, data []byte) error {
 				if i == 0 {
 					fmt.Fprintf(w, "%s:", hv.title)
 				}
-				fmt.Fprintf(w, " %s (%.0f)", x.name, x.n)
+				name := x.name
+				if x.ptype == event.PrincipalCustomer {
+					name = customer(name)
+				}
+				fmt.Fprintf(w, " %s (%.0f)", name, x.n)
 			}
 		}
 		if hv.s[0].name != "" {

@@ -296,7 +296,7 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 				}
 			}
 			r := &reader{
-				p: part, k: &p.cfg.Kafka, dialer: p.dialer, dec: newDecoder(format, &p.cfg.Input),
+				p: part, k: &p.cfg.Kafka, dialer: p.dialer, dec: newDecoder(format, &p.cfg.Input, len(assigned)),
 				limit: p.cfg.Input.MaxMessageBytes, pool: p.pool, out: p.in, dl: dl, m: p.m, log: p.log,
 				warn: newLimiter(10*time.Second, p.now), now: p.now,
 			}
@@ -321,11 +321,16 @@ func (p *Pipeline) format(topic string) string {
 	return p.cfg.Input.Format
 }
 
-func newDecoder(format string, in *config.Input) event.Decoder {
+// newDecoder returns a decoder for one partition reader. The readers of a
+// generation share the principal interner budget of one decoder: interned
+// principals are a cache, and a flood of unique ones must not cost its
+// bound once per partition.
+func newDecoder(format string, in *config.Input, readers int) event.Decoder {
 	// Only the native format exists so far; config validation rejects
 	// any other name.
 	_ = format
-	return event.NewNative(event.Limits{MaxMessageBytes: in.MaxMessageBytes, MaxRecordIDs: in.MaxRecordIDs})
+	return event.NewNative(event.Limits{MaxMessageBytes: in.MaxMessageBytes, MaxRecordIDs: in.MaxRecordIDs,
+		PrincipalIntern: max(event.DefaultInternCapacity/max(readers, 1), 1<<12)})
 }
 
 // commitLoop commits each durable checkpoint's positions for the
