@@ -129,7 +129,7 @@ state:
 // collect without thrashing. With GOMEMLIMIT at 90% of it, RSS stays
 // under it.
 func memoryBound(entCap int) int {
-	const baseMiB = 256
+	const baseMiB = 320
 	const bytesPerEntity = 6 << 10
 	return baseMiB + entCap*bytesPerEntity>>20
 }
