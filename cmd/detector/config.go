@@ -41,3 +41,12 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "detector config: unknown subcommand %q\n", args[0])
 	return exitUsage
 }
+
+// configOrDefault loads the config at path, or returns the built-in
+// defaults when no path is given.
+func configOrDefault(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/exfilguard/exfilguard/pkg/alerts"
-	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/replay"
 )
 
@@ -39,14 +38,10 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg := config.Default()
-	if *cfgPath != "" {
-		c, err := config.Load(*cfgPath)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitUsage
-		}
-		cfg = c
+	cfg, err := configOrDefault(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
 	}
 	if *format != "" {
 		cfg.Input.Format = *format

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/exfilguard/exfilguard/pkg/alerts"
-	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/models"
 	"github.com/exfilguard/exfilguard/pkg/state"
 )
@@ -45,14 +44,10 @@ func runState(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "--entity: %q is not a %s key\n", key, kind)
 		return exitUsage
 	}
-	cfg := config.Default()
-	if *cfgPath != "" {
-		c, err := config.Load(*cfgPath)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitUsage
-		}
-		cfg = c
+	cfg, err := configOrDefault(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
 	}
 	if *dir != "" {
 		cfg.State.Dir = *dir
