@@ -97,7 +97,7 @@ func (p *Pipeline) checkpoint() error {
 		return fmt.Errorf("flush alerts before checkpoint: %w", p.writeErr)
 	}
 	cp := p.store.Begin()
-	st, err := p.engine.Checkpoint(cp)
+	_, err := p.engine.Checkpoint(cp) // cp counts what it was given
 	if err == nil {
 		p.buf = p.builder.AppendState(p.buf[:0])
 		err = cp.PutAlerts(p.buf)
@@ -110,7 +110,6 @@ func (p *Pipeline) checkpoint() error {
 		p.m.checkpointErr.Add(1)
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	_ = st
 	p.sinceCkpt = 0
 	evicted := p.engine.Evict()
 	p.m.evicted.Add(uint64(evicted))
