@@ -35,6 +35,10 @@ type Engine struct {
 	dayIdx   int     // index of the 1d horizon, -1 if none
 
 	kinds              [numKinds]bool
+	// owns is the kinds this engine keeps entities of: all enabled ones,
+	// or a shard's share (see NewShard).
+	owns               [numKinds]bool
+	partial            bool // owns is not every enabled kind
 	netBits4, netBits6 int
 	lateness           int64
 	warmup             int64
@@ -114,6 +118,7 @@ func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
 	}
 	k := cfg.Engine.Entities
 	e.kinds = [numKinds]bool{k.Principal, k.SourceNet, k.Credential, k.SourceIP, k.Client}
+	e.owns = e.kinds
 	for i := range e.pop {
 		e.pop[i] = newGroup(len(e.horizons))
 	}
@@ -186,6 +191,22 @@ func (e *Engine) Process(ev *event.Event) {
 	}
 	var refs [numKinds]entityRef
 	n := e.refs(&x, &refs)
+	// The primary entity (the first named) gets the event rules; a shard
+	// that does not own it keeps only its own kinds' entities, none of
+	// them primary.
+	primary := true
+	if e.partial {
+		m := 0
+		for i := 0; i < n; i++ {
+			if e.owns[refs[i].kind] {
+				refs[m] = refs[i]
+				m++
+			} else if i == 0 {
+				primary = false
+			}
+		}
+		n = m
+	}
 	// Find every entity first and touch the cache lines each will need,
 	// then update them: on a large entity set nearly every entity is a
 	// cache miss, and issued together the misses overlap instead of
@@ -200,7 +221,7 @@ func (e *Engine) Process(ev *event.Event) {
 		e.sink += ents[i].touch(len(e.horizons))
 	}
 	for i := 0; i < n; i++ {
-		x.primary = i == 0
+		x.primary = i == 0 && primary
 		e.observe(ents[i], &x)
 	}
 }
