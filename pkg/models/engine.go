@@ -34,7 +34,7 @@ type Engine struct {
 	hourIdx  int     // index of the 1h horizon, -1 if none
 	dayIdx   int     // index of the 1d horizon, -1 if none
 
-	kinds              [numKinds]bool
+	kinds [numKinds]bool
 	// owns is the kinds this engine keeps entities of: all enabled ones,
 	// or a shard's share (see NewShard).
 	owns               [numKinds]bool
