@@ -25,7 +25,8 @@ import (
 // TestKillNineLosesNothing runs `detector run` as a subprocess over the
 // sample (six days, four attacks) and kills it with SIGKILL at random
 // points, restarting it each time, then lets it finish. With a tiny entity
-// cap, entities are evicted to Badger and reloaded all along. At the end:
+// cap, entities are evicted to Badger and reloaded all along, and two
+// engine shards meet at every checkpoint. At the end:
 // state reflects every event exactly once, every alert of a replay of the
 // same events was emitted with the same id, and an alert emitted again
 // after a crash is identical to its first emission.
@@ -47,6 +48,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 	stateDir := filepath.Join(dir, "state")
 	yml := fmt.Sprintf(`engine:
   max_entities: 1000
+  shards: 2
 kafka:
   brokers: [%q]
   group_id: crash-test
@@ -88,7 +90,7 @@ state:
 		// never expires a member that dies while its JoinGroup is pending:
 		// the reply fails, so its session timer never starts, and the
 		// partition stays assigned to the dead member for good.
-		waitLog(t, logFile, `"partitions":1`)
+		waitLog(t, logFile, `"msg":"partitions assigned","generation":`, `"partitions":1}`)
 		waitCommitted(t, addrs, "crash-test", target)
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -114,7 +116,7 @@ state:
 	if err != nil {
 		t.Fatal(err)
 	}
-	blob, err := s.Blob("engine")
+	blob, err := s.Blob("engine/0") // every shard sees every event
 	s.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -225,17 +227,20 @@ func startDetector(t *testing.T, bin, cfgPath, logFile string) (*exec.Cmd, *byte
 	return cmd, stdout
 }
 
-// waitLog waits until the detector's log file contains s.
-func waitLog(t *testing.T, file, s string) {
+// waitLog waits until a line of the detector's log file contains both
+// parts.
+func waitLog(t *testing.T, file, part1, part2 string) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		b, _ := os.ReadFile(file)
-		if bytes.Contains(b, []byte(s)) {
-			return
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if bytes.Contains(line, []byte(part1)) && bytes.Contains(line, []byte(part2)) {
+				return
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never logged %s", filepath.Base(file), s)
+			t.Fatalf("%s never logged %s…%s", filepath.Base(file), part1, part2)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -85,6 +85,12 @@ type Engine struct {
 	// longest horizon and detectors.dormant_credential.dormant_for (a
 	// dormant credential coming back is exactly what is watched).
 	EntityTTL Duration `yaml:"entity_ttl"`
+	// Shards is how many engine goroutines `detector run` runs, each
+	// keeping a share of the enabled entity kinds (principal, source
+	// network, credential, ...) and seeing every event. At most the number
+	// of enabled kinds; more than the cores left after decoding gains
+	// nothing. Detections are the same for any value.
+	Shards int `yaml:"shards"`
 }
 
 // Baseline tunes how normal is learned.
@@ -281,6 +287,7 @@ func Default() *Config {
 			MaxKnownObjects:        32,
 			MaxEntities:            100_000,
 			EntityTTL:              Duration(90 * 24 * time.Hour),
+			Shards:                 1,
 		},
 		Baseline: Baseline{
 			Memory:            30,

@@ -64,6 +64,15 @@ func (in *Input) validate(v *validator) {
 const MaxHorizons = 6
 
 func (e *Engine) validate(v *validator) {
+	kinds := 0
+	for _, on := range []bool{e.Entities.Principal, e.Entities.SourceNet, e.Entities.Credential, e.Entities.SourceIP, e.Entities.Client} {
+		if on {
+			kinds++
+		}
+	}
+	if e.Shards < 1 || (kinds > 0 && e.Shards > kinds) {
+		v.add("engine.shards", "must be between 1 and the %d enabled entity kinds, got %d", kinds, e.Shards)
+	}
 	if len(e.Horizons) == 0 || len(e.Horizons) > MaxHorizons {
 		v.add("engine.horizons", "must list 1 to %d horizons, got %d", MaxHorizons, len(e.Horizons))
 	}

@@ -3,19 +3,31 @@ package state
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
 // Checkpoint is one atomic write of state: nothing of it is visible until
-// Commit has made all of it durable. It is not safe for concurrent use.
+// Commit has made all of it durable. Engine shards may put their parts
+// concurrently; Commit comes after all of them.
 type Checkpoint struct {
 	s  *Store
 	wb *badger.WriteBatch
 	ts uint64
-	// Entities, Deleted and Bytes count what was written.
+	mu sync.Mutex // guards the counters
+	// Entities, Deleted and Bytes count what was written; read them after
+	// the puts.
 	Entities, Deleted int
 	Bytes             int64
+}
+
+func (c *Checkpoint) count(entities, deleted int, bytes int64) {
+	c.mu.Lock()
+	c.Entities += entities
+	c.Deleted += deleted
+	c.Bytes += bytes
+	c.mu.Unlock()
 }
 
 // Begin starts a checkpoint. Its timestamp is above every version in the
@@ -33,8 +45,7 @@ func (c *Checkpoint) PutEntity(h uint64, last int64, data []byte) error {
 	v := make([]byte, 8+len(data))
 	binary.BigEndian.PutUint64(v, uint64(last))
 	copy(v[8:], data)
-	c.Entities++
-	c.Bytes += int64(len(v) + 9)
+	c.count(1, 0, int64(len(v)+9))
 	if err := c.wb.Set(entityKey(make([]byte, 0, 9), h), v); err != nil {
 		return fmt.Errorf("write entity: %w", err)
 	}
@@ -43,21 +54,24 @@ func (c *Checkpoint) PutEntity(h uint64, last int64, data []byte) error {
 
 // DeleteEntity removes entity h.
 func (c *Checkpoint) DeleteEntity(h uint64) error {
-	c.Deleted++
+	c.count(0, 1, 0)
 	if err := c.wb.Delete(entityKey(make([]byte, 0, 9), h)); err != nil {
 		return fmt.Errorf("delete entity: %w", err)
 	}
 	return nil
 }
 
-// PutEngine writes the engine-global state.
-func (c *Checkpoint) PutEngine(data []byte) error { return c.putBlob(keyEngine, data) }
+// PutEngine writes the engine-global state of a single engine.
+func (c *Checkpoint) PutEngine(data []byte) error { return c.PutBlob("engine", data) }
 
 // PutAlerts writes the alert builder's state (open incidents).
-func (c *Checkpoint) PutAlerts(data []byte) error { return c.putBlob(keyAlerts, data) }
+func (c *Checkpoint) PutAlerts(data []byte) error { return c.PutBlob("alerts", data) }
 
-func (c *Checkpoint) putBlob(key string, data []byte) error {
-	c.Bytes += int64(len(data) + len(key))
+// PutBlob writes a named piece of global state ("engine", "engine/1",
+// "alerts", ...), read back with Store.Blob.
+func (c *Checkpoint) PutBlob(name string, data []byte) error {
+	key := blobPrefix + name
+	c.count(0, 0, int64(len(data)+len(key)))
 	if err := c.wb.Set([]byte(key), append([]byte(nil), data...)); err != nil {
 		return fmt.Errorf("write %s: %w", key, err)
 	}

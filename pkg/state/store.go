@@ -29,8 +29,7 @@ import (
 const (
 	prefixEntity   = 'e' // e + 8-byte entity hash → 8-byte last event time + encoding
 	prefixPosition = 'p' // p + topic + 0 + 4-byte partition → 8-byte next offset
-	keyEngine      = "g/engine"
-	keyAlerts      = "g/alerts"
+	blobPrefix     = "g/" // g/ + name → a blob of global state (engine, engine/N, alerts, shards)
 	keyMarker      = "m/checkpoint" // 8-byte commit ts of the newest complete checkpoint
 	keyFormat      = "m/format"
 )
@@ -240,13 +239,10 @@ func (s *Store) LoadEntity(h uint64, dst []byte) ([]byte, bool, error) {
 	return dst, true, nil
 }
 
-// Blob returns the engine-global ("engine") or alert ("alerts") state of
-// the newest checkpoint, nil if none.
+// Blob returns the named global state (see Checkpoint.PutBlob) of the
+// newest checkpoint, nil if none.
 func (s *Store) Blob(name string) ([]byte, error) {
-	key := keyEngine
-	if name == "alerts" {
-		key = keyAlerts
-	}
+	key := blobPrefix + name
 	if s.readTs.Load() == 0 {
 		return nil, nil
 	}

@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"sync/atomic"
+
 	"github.com/exfilguard/exfilguard/pkg/event"
 	"github.com/exfilguard/exfilguard/pkg/state"
 )
@@ -13,11 +15,13 @@ const batchSize = 1024
 // batch is decoded events of one partition and the position after them.
 //
 // Ownership: a batch is taken from the pool by one partition reader,
-// filled, and sent to the owner, which processes it and puts it back. The
-// reader touches it only between taking it and sending it; the owner only
-// between receiving it and putting it back. Events are reused in place
-// (Reset by the decoder), so nothing is allocated per event.
+// filled, and sent to the dispatcher, which hands it to every engine shard
+// at once. The reader touches it only between taking it and sending it;
+// the shards only read it, and the last one done (pending reaches zero)
+// puts it back. Events are reused in place (Reset by the decoder), so
+// nothing is allocated per event.
 type batch struct {
+	pending atomic.Int32 // shards yet to process the batch
 	part state.Partition
 	// next is the offset after the last message the batch accounts for,
 	// including messages that were dead-lettered rather than decoded.

@@ -34,8 +34,9 @@ func simEvents(b *testing.B, n int) [][]byte {
 // BenchmarkRun measures `detector run` end to end against kfake: one
 // million simulated events on three partitions, consumed by a consumer
 // group, decoded, processed, alerted and checkpointed into Badger on disk
-// (checkpoints every 1M events or 10 s, as configured by default). kfake
-// runs in the same process and takes its share of the two cores.
+// (checkpoints every 1M events or 10 s, as configured by default), with
+// one engine shard and with two. kfake runs in the same process and takes
+// its share of the two cores.
 //
 //	go test -run '^$' -bench BenchmarkRun -benchtime 1x ./pkg/stream/
 func BenchmarkRun(b *testing.B) {
@@ -44,15 +45,23 @@ func BenchmarkRun(b *testing.B) {
 	c := kafkatest.Cluster(b, 3, []string{"audit"})
 	kafkatest.Produce(b, c.ListenAddrs(), "audit", events)
 	events = nil
-	b.ResetTimer()
-	for i := range b.N {
-		cfg := testConfig(c.ListenAddrs(), "audit", b.TempDir())
-		cfg.Kafka.GroupID = fmt.Sprintf("bench-%d", i)
+	group := 0
+	for _, shards := range []int{1, 2} {
+		b.Run(fmt.Sprintf("shards=%d", shards), func(b *testing.B) { benchRun(b, c.ListenAddrs(), n, shards, &group) })
+	}
+}
+
+func benchRun(b *testing.B, addrs []string, n, shards int, group *int) {
+	for range b.N {
+		*group++
+		cfg := testConfig(addrs, "audit", b.TempDir())
+		cfg.Kafka.GroupID = fmt.Sprintf("bench-%d", *group)
+		cfg.Engine.Shards = shards
 		cfg.State.CheckpointInterval = config.Duration(10 * time.Second)
 		cfg.State.CheckpointEvents = 1_000_000
 		cfg.State.MemTableBytes = 16 << 20
 		t0 := time.Now()
-		r := start(b, cfg, n)
+		r := start(b, cfg, uint64(n))
 		r.wait(b)
 		el := time.Since(t0)
 		st := r.stop(b)

@@ -3,19 +3,139 @@ package stream
 import (
 	"fmt"
 	"maps"
+	"strconv"
+	"sync"
 	"time"
+
+	"github.com/exfilguard/exfilguard/pkg/models"
+	"github.com/exfilguard/exfilguard/pkg/state"
 )
 
 // sweepEvery is the number of checkpoints between sweeps of the store: a
 // sweep reads every stored entity's header.
 const sweepEvery = 360
 
-// own is the engine's owner goroutine: the only one that touches the
-// engine, the alert builder and their state (the "one owner per entity"
-// invariant, without a lock). It processes batches in the order they
-// arrive, returns them to the pool, and checkpoints when enough events or
-// time have passed, when memory is over the entity cap, or on request.
+// shard is one engine shard and its goroutine: the only one that touches
+// that engine (the "one owner per entity" invariant, without a lock). Each
+// shard keeps a share of the entity kinds and sees every event.
+type shard struct {
+	i      int
+	engine *models.Engine
+	in     chan shardItem
+}
+
+// shardItem is a batch to process, or a checkpoint barrier to meet.
+type shardItem struct {
+	b  *batch
+	cp *barrier
+}
+
+// barrier is one checkpoint across the shards. Every shard writes its part
+// into the checkpoint when it reaches the barrier (after every batch sent
+// before it), reports, and waits for the verdict, so that no shard runs
+// ahead while the checkpoint is committed: the open incidents and the
+// positions written with it are those of exactly the batches before it.
+type barrier struct {
+	cp     *state.Checkpoint
+	sweep  bool
+	done   chan error       // one per shard: its part is written
+	commit chan bool        // one per shard: committed (evict, go on) or not
+	report chan shardReport // one per shard after a commit
+}
+
+type shardReport struct {
+	evicted, resident int
+	loaded            uint64
+}
+
+// blobName is the key of a shard's engine-global state. A single engine
+// keeps the name of a detector without shards, so its state reads as is.
+func blobName(i, shards int) string {
+	if shards == 1 {
+		return "engine"
+	}
+	return "engine/" + strconv.Itoa(i)
+}
+
+// shardWriter routes a shard's engine-global state to its own blob.
+type shardWriter struct {
+	*state.Checkpoint
+	name string
+}
+
+func (w shardWriter) PutEngine(data []byte) error { return w.PutBlob(w.name, data) }
+
+// run is the shard's goroutine.
+func (s *shard) run(p *Pipeline, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for it := range s.in {
+		if it.b != nil {
+			s.process(p, it.b)
+			continue
+		}
+		bar := it.cp
+		_, err := s.engine.Checkpoint(shardWriter{bar.cp, blobName(s.i, len(p.shards))})
+		bar.done <- err
+		if !<-bar.commit {
+			continue
+		}
+		evicted := s.engine.Evict()
+		if bar.sweep && s.i == 0 {
+			// Stored entities silent past their TTL and not in memory:
+			// every shard would start them afresh; free their space.
+			if n, err := p.store.Sweep(s.engine.Forgotten); err != nil {
+				p.log.Warn("sweep forgotten entities", "err", err)
+			} else if n > 0 {
+				p.log.Info("swept forgotten entities", "deleted", n)
+			}
+		}
+		bar.report <- shardReport{evicted: evicted, resident: s.engine.Resident(), loaded: s.engine.StoreStats().Loaded}
+	}
+}
+
+func (s *shard) process(p *Pipeline, b *batch) {
+	for i := range b.n {
+		s.engine.Process(&b.events[i])
+	}
+	if err := s.engine.Err(); err != nil {
+		// The store failed to give an entity back: state is no longer
+		// exact. Stop without committing; the restart resumes from the
+		// last checkpoint.
+		p.fail(fmt.Errorf("state store: %w", err))
+	}
+	if s.engine.NeedsCheckpoint() {
+		// Over the entity cap with nothing clean to evict: state must be
+		// made durable so that idle entities can leave memory.
+		p.needCkpt.Store(true)
+	}
+	if b.pending.Add(-1) > 0 {
+		return
+	}
+	// The last shard done with the batch accounts for it and frees it.
+	n := b.n
+	p.pool <- b
+	total := p.m.events.Add(uint64(n))
+	if p.processed != nil {
+		p.processed(total)
+	}
+}
+
+// own is the dispatcher: it hands every batch to every shard, keeps the
+// positions the shards' state will cover, and runs checkpoints when
+// enough events or time have passed, when memory is over the entity cap,
+// or on request. It returns when p.in is closed, after the shards.
 func (p *Pipeline) own() {
+	var wg sync.WaitGroup
+	for _, s := range p.shards {
+		wg.Add(1)
+		go s.run(p, &wg)
+	}
+	defer func() {
+		for _, s := range p.shards {
+			close(s.in)
+		}
+		wg.Wait()
+	}()
 	every := p.cfg.State.CheckpointInterval.D()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -30,47 +150,31 @@ func (p *Pipeline) own() {
 				it.ckpt <- p.checkpoint()
 				continue
 			}
-			p.process(it.b)
+			p.dispatch(it.b)
 		case <-tick.C:
-			if p.now().Sub(p.lastCkpt) >= every {
+			if p.now().Sub(p.lastCkpt) >= every || p.needCkpt.Load() {
 				p.checkpointLogged()
 			}
 		}
 	}
 }
 
-func (p *Pipeline) process(b *batch) {
-	for i := range b.n {
-		p.engine.Process(&b.events[i])
-	}
-	total := p.m.events.Add(uint64(b.n))
-	p.sinceCkpt += b.n
+func (p *Pipeline) dispatch(b *batch) {
 	p.positions[b.part] = b.next
-	p.pool <- b
-	if p.writeErr != nil && p.fatal == nil {
+	p.sinceCkpt += b.n
+	b.pending.Store(int32(len(p.shards)))
+	for _, s := range p.shards {
+		s.in <- shardItem{b: b}
+	}
+	if p.alertErr() != nil {
 		// Alerts cannot be written: going on would commit offsets of
 		// events whose alerts nobody received.
-		p.fatal = fmt.Errorf("write alerts: %w", p.writeErr)
-		p.log.Error("alert output failed; stopping without committing", "err", p.writeErr)
-		p.stop()
-	}
-	if err := p.engine.Err(); err != nil && p.fatal == nil {
-		// The store failed to give an entity back: state is no longer
-		// exact. Stop without committing; the restart resumes from the
-		// last checkpoint.
-		p.fatal = err
-		p.log.Error("state store failed; stopping to resume from the last checkpoint", "err", err)
-		p.stop()
-	}
-	if p.processed != nil {
-		p.processed(total)
+		p.fail(fmt.Errorf("write alerts: %w", p.alertErr()))
 	}
 	switch {
 	case p.sinceCkpt >= p.cfg.State.CheckpointEvents:
 		p.checkpointLogged()
-	case p.engine.NeedsCheckpoint():
-		// Over the entity cap with nothing clean to evict: make state
-		// durable so that idle entities can leave memory.
+	case p.needCkpt.Load():
 		p.selfAlert.pressure(p, p.now())
 		p.checkpointLogged()
 	}
@@ -82,52 +186,67 @@ func (p *Pipeline) checkpointLogged() {
 	}
 }
 
-// checkpoint makes alerts, engine state and incidents durable with the
-// positions they cover, then publishes the positions to the committers
-// and evicts idle entities if memory is over the cap. Nothing is
-// committed to Kafka unless all of it is durable.
+// checkpoint makes alerts, every shard's engine state and the incidents
+// durable with the positions they cover, then publishes the positions to
+// the committers; the shards evict idle entities if memory is over the
+// cap. Nothing is committed to Kafka unless all of it is durable, and a
+// checkpoint that fails stops the pipeline: the engines consider what
+// they wrote clean, and must not evict it.
 func (p *Pipeline) checkpoint() error {
 	start := p.now()
 	p.lastCkpt = start
-	if p.writeErr == nil {
-		p.writeErr = p.out.Flush()
+	p.needCkpt.Store(false)
+	n := len(p.shards)
+	bar := &barrier{cp: p.store.Begin(), sweep: (p.m.checkpoints.Load()+1)%sweepEvery == 0,
+		done: make(chan error, n), commit: make(chan bool, n), report: make(chan shardReport, n)}
+	for _, s := range p.shards {
+		s.in <- shardItem{cp: bar}
 	}
-	if p.writeErr != nil {
-		p.m.checkpointErr.Add(1)
-		return fmt.Errorf("flush alerts before checkpoint: %w", p.writeErr)
+	var err error
+	for range n {
+		if e := <-bar.done; e != nil && err == nil {
+			err = e
+		}
 	}
-	cp := p.store.Begin()
-	_, err := p.engine.Checkpoint(cp) // cp counts what it was given
+	// Every shard is waiting at the barrier: nothing emits alerts now.
+	if err == nil {
+		err = p.flushAlerts()
+	}
 	if err == nil {
 		p.buf = p.builder.AppendState(p.buf[:0])
-		err = cp.PutAlerts(p.buf)
+		err = bar.cp.PutAlerts(p.buf)
 	}
 	if err == nil {
-		err = cp.Commit(p.positions)
+		err = bar.cp.PutBlob("shards", []byte{byte(n)})
 	}
-	if err != nil {
-		cp.Abort()
+	if err == nil {
+		err = bar.cp.Commit(p.positions)
+	}
+	ok := err == nil
+	for range n {
+		bar.commit <- ok
+	}
+	if !ok {
+		bar.cp.Abort()
 		p.m.checkpointErr.Add(1)
+		p.fail(fmt.Errorf("checkpoint: %w", err))
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	var rep shardReport
+	for range n {
+		r := <-bar.report
+		rep.evicted += r.evicted
+		rep.resident += r.resident
+		rep.loaded += r.loaded
+	}
 	p.sinceCkpt = 0
-	evicted := p.engine.Evict()
-	p.m.evicted.Add(uint64(evicted))
-	info := CheckpointInfo{At: start, Duration: p.now().Sub(start), Entities: cp.Entities, Deleted: cp.Deleted, Bytes: cp.Bytes, Evicted: evicted}
+	p.m.evicted.Add(uint64(rep.evicted))
+	info := CheckpointInfo{At: start, Duration: p.now().Sub(start), Entities: bar.cp.Entities, Deleted: bar.cp.Deleted, Bytes: bar.cp.Bytes, Evicted: rep.evicted}
 	p.m.checkpoints.Add(1)
 	p.m.mu.Lock()
 	p.m.lastCkpt = info
 	p.m.mu.Unlock()
-	p.selfAlert.checkpointed(p, evicted, start)
-	if p.m.checkpoints.Load()%sweepEvery == 0 {
-		// Stored entities silent past their TTL, and not in memory: the
-		// engine would start them afresh anyway; free their space.
-		if n, err := p.store.Sweep(p.engine.Forgotten); err != nil {
-			p.log.Warn("sweep forgotten entities", "err", err)
-		} else if n > 0 {
-			p.log.Info("swept forgotten entities", "deleted", n)
-		}
-	}
+	p.selfAlert.checkpointed(p, rep, start)
 
 	p.durableMu.Lock()
 	p.durable = maps.Clone(p.positions)
@@ -136,6 +255,6 @@ func (p *Pipeline) checkpoint() error {
 	case p.durableC <- struct{}{}:
 	default:
 	}
-	p.log.Debug("checkpoint", "entities", info.Entities, "deleted", info.Deleted, "bytes", info.Bytes, "evicted", evicted, "duration", info.Duration)
+	p.log.Debug("checkpoint", "entities", info.Entities, "deleted", info.Deleted, "bytes", info.Bytes, "evicted", rep.evicted, "duration", info.Duration)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -54,12 +55,17 @@ type Pipeline struct {
 	dialer *kafka.Dialer
 	m      *metrics
 
-	// Owned by the owner goroutine (see own); nobody else touches them
-	// while Run is running.
-	engine    *models.Engine
-	builder   *alerts.Builder
-	out       *alerts.JSONL
-	writeErr  error
+	// The engine shards, each run by its own goroutine (see owner.go).
+	shards   []*shard
+	needCkpt atomic.Bool // a shard is over its entity cap with nothing clean
+
+	// The alert builder and output, fed by every shard's detections.
+	alertMu  sync.Mutex
+	builder  *alerts.Builder
+	out      *alerts.JSONL
+	writeErr error
+
+	// Owned by the dispatcher goroutine (see own).
 	positions map[state.Partition]int64
 	sinceCkpt int
 	lastCkpt  time.Time
@@ -68,8 +74,9 @@ type Pipeline struct {
 	processed func(uint64)
 	// fatal is the error that stopped the pipeline from the inside; stop
 	// cancels Run's context.
-	fatal error
-	stop  context.CancelFunc
+	fatalMu sync.Mutex
+	fatal   error
+	stop    context.CancelFunc
 
 	pool pool
 	in   chan item
@@ -112,9 +119,18 @@ func New(opts Options) (*Pipeline, error) {
 		durableC:  make(chan struct{}, 1),
 		processed: opts.Processed,
 	}
-	p.engine, err = models.New(opts.Config, p.detection)
-	if err != nil {
-		return nil, err
+	n := opts.Config.Engine.Shards
+	for i := range max(n, 1) {
+		// Each shard holds its share of the entity cap.
+		sc := *opts.Config
+		if sc.Engine.MaxEntities > 0 {
+			sc.Engine.MaxEntities = (sc.Engine.MaxEntities + n - 1) / n
+		}
+		e, err := models.NewShard(&sc, p.detection, i, n)
+		if err != nil {
+			return nil, err
+		}
+		p.shards = append(p.shards, &shard{i: i, engine: e, in: make(chan shardItem, 8)})
 	}
 	if err := p.restore(); err != nil {
 		return nil, err
@@ -125,14 +141,29 @@ func New(opts Options) (*Pipeline, error) {
 // restore loads engine state, incidents and positions of the newest
 // checkpoint. Entities stay in the store until their next event.
 func (p *Pipeline) restore() error {
-	p.engine.SetStore(p.store)
-	eng, err := p.store.Blob("engine")
+	n := len(p.shards)
+	layout, err := p.store.Blob("shards")
 	if err != nil {
 		return err
 	}
-	if eng != nil {
-		if err := p.engine.Restore(eng); err != nil {
-			return fmt.Errorf("restore engine state: %w", err)
+	if len(layout) == 1 && int(layout[0]) != n {
+		return fmt.Errorf("restore: state was written by %d engine shards and engine.shards is %d: set it back, or start from an empty state.dir", layout[0], n)
+	}
+	if layout == nil && n > 1 {
+		if old, err := p.store.Blob("engine"); err != nil || old != nil {
+			return fmt.Errorf("restore: state was written by one engine and engine.shards is %d: set it back to 1, or start from an empty state.dir", n)
+		}
+	}
+	for _, s := range p.shards {
+		s.engine.SetStore(p.store)
+		blob, err := p.store.Blob(blobName(s.i, n))
+		if err != nil {
+			return err
+		}
+		if blob != nil {
+			if err := s.engine.Restore(blob); err != nil {
+				return fmt.Errorf("restore engine state: %w", err)
+			}
 		}
 	}
 	al, err := p.store.Blob("alerts")
@@ -152,18 +183,68 @@ func (p *Pipeline) restore() error {
 	p.m.restored = true
 	p.m.mu.Unlock()
 	if p.store.Checkpointed() {
-		p.log.Info("state restored", "partitions", len(pos))
+		p.log.Info("state restored", "positions", len(pos), "shards", n)
 	}
 	return nil
 }
 
-// detection turns a detection into an alert on the owner goroutine.
+// detection turns a detection into an alert. It runs on the shard that
+// raised it; shards take turns on the builder. Detections are rare next
+// to events, so the lock is cheap.
 func (p *Pipeline) detection(d *models.Detection) {
+	p.alertMu.Lock()
+	defer p.alertMu.Unlock()
 	a, ok := p.builder.Build(d)
 	if !ok || p.writeErr != nil {
 		return
 	}
 	p.writeErr = p.out.Write(a)
+}
+
+// writeAlert writes an alert the pipeline raises itself.
+func (p *Pipeline) writeAlert(a *alerts.Alert) {
+	p.alertMu.Lock()
+	defer p.alertMu.Unlock()
+	if p.writeErr == nil {
+		p.writeErr = p.out.Write(a)
+	}
+	if p.writeErr == nil {
+		p.writeErr = p.out.Flush()
+	}
+}
+
+// flushAlerts flushes the alert output and reports its first error.
+func (p *Pipeline) flushAlerts() error {
+	p.alertMu.Lock()
+	defer p.alertMu.Unlock()
+	if p.writeErr == nil {
+		p.writeErr = p.out.Flush()
+	}
+	if p.writeErr != nil {
+		return fmt.Errorf("flush alerts: %w", p.writeErr)
+	}
+	return nil
+}
+
+func (p *Pipeline) alertErr() error {
+	p.alertMu.Lock()
+	defer p.alertMu.Unlock()
+	return p.writeErr
+}
+
+// fail stops the pipeline from the inside, without committing: the
+// restart resumes from the last checkpoint. The first error wins.
+func (p *Pipeline) fail(err error) {
+	p.fatalMu.Lock()
+	first := p.fatal == nil
+	if first {
+		p.fatal = err
+	}
+	p.fatalMu.Unlock()
+	if first {
+		p.log.Error("stopping without committing; the restart resumes from the last checkpoint", "err", err)
+		p.stop()
+	}
 }
 
 // Stats returns what the pipeline did so far; safe from any goroutine.
@@ -254,11 +335,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	err = p.checkpointNow()
 	close(p.in)
 	<-ownerDone
-	if p.fatal != nil {
-		return p.fatal
+	p.fatalMu.Lock()
+	fatal := p.fatal
+	p.fatalMu.Unlock()
+	if fatal != nil {
+		return fatal
 	}
-	if p.writeErr != nil {
-		return fmt.Errorf("write alerts: %w", p.writeErr)
+	if err := p.alertErr(); err != nil {
+		return fmt.Errorf("write alerts: %w", err)
 	}
 	return err
 }

@@ -27,8 +27,8 @@ type selfAlerts struct {
 	// resident, loaded and evicted as of the last checkpoint, to count the
 	// entities created since (resident grows by creations and loads,
 	// shrinks by evictions).
-	lastResident         int
-	lastLoaded, lastEvic uint64
+	lastResident int
+	lastLoaded   uint64
 }
 
 func (s *selfAlerts) pressure(p *Pipeline, now time.Time) {
@@ -43,12 +43,11 @@ func (s *selfAlerts) pressure(p *Pipeline, now time.Time) {
 // through the store (reloads, not creations) is not one; it shows in the
 // eviction metrics instead. Once per episode; an episode ends after a
 // quiet period without pressure.
-func (s *selfAlerts) checkpointed(p *Pipeline, evicted int, now time.Time) {
-	st := p.engine.StoreStats()
-	resident := p.engine.Resident()
-	loaded := int(st.Loaded - s.lastLoaded)
+func (s *selfAlerts) checkpointed(p *Pipeline, rep shardReport, now time.Time) {
+	evicted, resident := rep.evicted, rep.resident
+	loaded := int(rep.loaded - s.lastLoaded)
 	created := (resident + evicted) - s.lastResident - loaded
-	s.lastResident, s.lastLoaded, s.lastEvic = resident, st.Loaded, st.Evicted
+	s.lastResident, s.lastLoaded = resident, rep.loaded
 	if s.open && !s.pressured && now.Sub(s.lastPress) > p.cfg.Alerts.QuietPeriod.D() {
 		s.open = false
 	}
@@ -83,11 +82,6 @@ func (s *selfAlerts) checkpointed(p *Pipeline, evicted int, now time.Time) {
 		Incident:    alerts.Incident{ID: id, Status: "opened"},
 		Basis:       "prior",
 	}
-	if p.writeErr == nil {
-		p.writeErr = p.out.Write(a)
-		if p.writeErr == nil {
-			p.writeErr = p.out.Flush()
-		}
-	}
+	p.writeAlert(a)
 	p.log.Error("flood of new entities over the cap; detector degraded", "cap", p.cfg.Engine.MaxEntities, "new_entities", created, "evicted", evicted)
 }
