@@ -27,9 +27,9 @@ import (
 
 // Key layout. One byte of prefix keeps the kinds apart in one keyspace.
 const (
-	prefixEntity   = 'e' // e + 8-byte entity hash → 8-byte last event time + encoding
-	prefixPosition = 'p' // p + topic + 0 + 4-byte partition → 8-byte next offset
-	blobPrefix     = "g/" // g/ + name → a blob of global state (engine, engine/N, alerts, shards)
+	prefixEntity   = 'e'            // e + 8-byte entity hash → 8-byte last event time + encoding
+	prefixPosition = 'p'            // p + topic + 0 + 4-byte partition → 8-byte next offset
+	blobPrefix     = "g/"           // g/ + name → a blob of global state (engine, engine/N, alerts, shards)
 	keyMarker      = "m/checkpoint" // 8-byte commit ts of the newest complete checkpoint
 	keyFormat      = "m/format"
 )

@@ -22,7 +22,7 @@ const batchSize = 1024
 // nothing is allocated per event.
 type batch struct {
 	pending atomic.Int32 // shards yet to process the batch
-	part state.Partition
+	part    state.Partition
 	// next is the offset after the last message the batch accounts for,
 	// including messages that were dead-lettered rather than decoded.
 	next   int64
