@@ -79,7 +79,7 @@ state:
 	// The memory limit an operator (or the Helm chart) sets, as a soft
 	// limit for the Go heap.
 	limit := memoryBound(entCap)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%dMiB", limit*9/10))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%dMiB", limit-128))
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = os.Stderr
@@ -126,8 +126,9 @@ state:
 // cap, in MiB: a base for the runtime, Kafka buffers, interners and
 // Badger's memtables, caches and table builders at their defaults, plus
 // twice the ~3 KiB an entity holds, so that the Go heap has room to
-// collect without thrashing. With GOMEMLIMIT at 90% of it, RSS stays
-// under it.
+// collect without thrashing. With GOMEMLIMIT 128 MiB below it (room for
+// memory outside the Go heap and pages not yet returned), RSS stays under
+// it.
 func memoryBound(entCap int) int {
 	const baseMiB = 320
 	const bytesPerEntity = 6 << 10
