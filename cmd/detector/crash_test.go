@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,7 +87,7 @@ state:
 		target := kafkatest.CommittedTotal(t, addrs, "crash-test", "audit", 1) + total/16 + rng.Int64N(total/8)
 		target = min(target, total*9/10)
 		logFile := filepath.Join(dir, fmt.Sprintf("run-%d.log", kills))
-		cmd, stdout := startDetector(t, bin, cfgPath, logFile)
+		cmd, stdout := startDetector(t, bin, cfgPath, logFile, "")
 		// Kill only a member that has its partition. kfake (unlike Kafka)
 		// never expires a member that dies while its JoinGroup is pending:
 		// the reply fails, so its session timer never starts, and the
@@ -101,7 +103,12 @@ state:
 		t.Logf("kill %d after committed offset %d", kills+1, kafkatest.CommittedTotal(t, addrs, "crash-test", "audit", 1))
 	}
 	// The last run finishes and stops cleanly.
-	cmd, stdout := startDetector(t, bin, cfgPath, filepath.Join(dir, "run-last.log"))
+	// The last run also serves its probes: /healthz at once, /readyz once
+	// it holds its partition.
+	listen := freeAddr(t)
+	cmd, stdout := startDetector(t, bin, cfgPath, filepath.Join(dir, "run-last.log"), listen)
+	waitHTTP(t, "http://"+listen+"/healthz", http.StatusOK)
+	waitHTTP(t, "http://"+listen+"/readyz", http.StatusOK)
 	waitCommitted(t, addrs, "crash-test", total)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -200,9 +207,9 @@ state:
 
 // startDetector starts `detector run`, its logs going to logFile; if the
 // test fails, the tail of that log is printed.
-func startDetector(t *testing.T, bin, cfgPath, logFile string) (*exec.Cmd, *bytes.Buffer) {
+func startDetector(t *testing.T, bin, cfgPath, logFile, listen string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(bin, "run", "--config", cfgPath, "--listen", "", "--log-level", "info")
+	cmd := exec.Command(bin, "run", "--config", cfgPath, "--listen", listen, "--log-level", "info")
 	stdout := &bytes.Buffer{}
 	cmd.Stdout = stdout
 	lf, err := os.Create(logFile)
@@ -225,6 +232,36 @@ func startDetector(t *testing.T, bin, cfgPath, logFile string) (*exec.Cmd, *byte
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return cmd, stdout
+}
+
+// freeAddr returns a loopback address no one listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitHTTP waits until url answers with status.
+func waitHTTP(t *testing.T, url string, status int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == status {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered %d (last: %v)", url, status, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitLog waits until a line of the detector's log file contains both
