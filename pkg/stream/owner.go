@@ -193,6 +193,11 @@ func (p *Pipeline) checkpointLogged() {
 // checkpoint that fails stops the pipeline: the engines consider what
 // they wrote clean, and must not evict it.
 func (p *Pipeline) checkpoint() error {
+	if p.ckptFailed != nil {
+		// The engines marked what the failed checkpoint wrote as clean;
+		// a later one would leave it out and commit positions past it.
+		return fmt.Errorf("no checkpoint after a failed one: %w", p.ckptFailed)
+	}
 	start := p.now()
 	p.lastCkpt = start
 	p.needCkpt.Store(false)
@@ -228,6 +233,7 @@ func (p *Pipeline) checkpoint() error {
 	}
 	if !ok {
 		bar.cp.Abort()
+		p.ckptFailed = err
 		p.m.checkpointErr.Add(1)
 		p.fail(fmt.Errorf("checkpoint: %w", err))
 		return fmt.Errorf("checkpoint: %w", err)

@@ -66,12 +66,13 @@ type Pipeline struct {
 	writeErr error
 
 	// Owned by the dispatcher goroutine (see own).
-	positions map[state.Partition]int64
-	sinceCkpt int
-	lastCkpt  time.Time
-	buf       []byte
-	selfAlert selfAlerts
-	processed func(uint64)
+	ckptFailed error // set by a failed checkpoint: none may follow it
+	positions  map[state.Partition]int64
+	sinceCkpt  int
+	lastCkpt   time.Time
+	buf        []byte
+	selfAlert  selfAlerts
+	processed  func(uint64)
 	// fatal is the error that stopped the pipeline from the inside; stop
 	// cancels Run's context.
 	fatalMu sync.Mutex
