@@ -8,7 +8,7 @@ import (
 )
 
 // batchSize is the number of events a partition reader hands the engine's
-// owner at once: channel operations vanish from the profile, and a batch
+// shards at once: channel operations vanish from the profile, and a batch
 // stays in cache.
 const batchSize = 1024
 
@@ -30,7 +30,7 @@ type batch struct {
 	events [batchSize]event.Event
 }
 
-// pool is a fixed set of batches cycling between readers and the owner. Its
+// pool is a fixed set of batches cycling between readers and the shards. Its
 // size bounds the memory between Kafka and the engine, and makes a slow
 // engine slow the fetches down (backpressure) instead of growing a queue.
 type pool chan *batch

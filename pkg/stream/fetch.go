@@ -21,7 +21,7 @@ const (
 )
 
 // reader is the fetch loop of one assigned partition: it fetches, decodes
-// into pooled batches and hands them to the owner, and survives every
+// into pooled batches and hands them to the dispatcher, and survives every
 // broker error by reconnecting with backoff. It returns only when its
 // context ends (the generation or the process), because kafka-go ends a
 // generation as soon as any of its functions returns.
@@ -281,7 +281,7 @@ func (r *reader) oversized(ctx context.Context) error {
 	return nil
 }
 
-// flush hands the current batch to the owner.
+// flush hands the current batch to the dispatcher.
 func (r *reader) flush(ctx context.Context) error {
 	if r.cur == nil {
 		return nil

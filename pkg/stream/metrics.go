@@ -9,7 +9,7 @@ import (
 	"github.com/exfilguard/exfilguard/pkg/state"
 )
 
-// metrics are the pipeline's counters, written by readers and the owner
+// metrics are the pipeline's counters, written by readers, shards and the dispatcher
 // with atomics and read by Stats (and by the Prometheus collector of the
 // telemetry package).
 type metrics struct {

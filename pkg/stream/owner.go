@@ -152,9 +152,7 @@ func (p *Pipeline) own() {
 			}
 			p.dispatch(it.b)
 		case <-tick.C:
-			if p.now().Sub(p.lastCkpt) >= every || p.needCkpt.Load() {
-				p.checkpointLogged()
-			}
+			p.maybeCheckpoint(p.now().Sub(p.lastCkpt) >= every)
 		}
 	}
 }
@@ -171,11 +169,17 @@ func (p *Pipeline) dispatch(b *batch) {
 		// events whose alerts nobody received.
 		p.fail(fmt.Errorf("write alerts: %w", p.alertErr()))
 	}
-	switch {
-	case p.sinceCkpt >= p.cfg.State.CheckpointEvents:
-		p.checkpointLogged()
-	case p.needCkpt.Load():
-		p.selfAlert.pressure(p, p.now())
+	p.maybeCheckpoint(p.sinceCkpt >= p.cfg.State.CheckpointEvents)
+}
+
+// maybeCheckpoint checkpoints when due, or when a shard is over its
+// entity cap with nothing clean to evict (which the self-alert counts).
+func (p *Pipeline) maybeCheckpoint(due bool) {
+	pressed := p.needCkpt.Load()
+	if pressed {
+		p.selfAlert.pressure(p.now())
+	}
+	if due || pressed {
 		p.checkpointLogged()
 	}
 }

@@ -1,8 +1,8 @@
 // Package stream is `detector run`: Kafka consumption through a consumer
-// group, one fetch loop per assigned partition, the engine's owner, and
-// checkpoints that make state durable before the offsets they cover are
-// committed. docs/pipeline.md describes the data path and its ownership
-// rules.
+// group, one fetch loop per assigned partition, a dispatcher feeding the
+// engine shards, and checkpoints that make state durable before the
+// offsets they cover are committed. docs/design.md ("The live pipeline")
+// describes the data path and its ownership rules.
 package stream
 
 import (
@@ -39,9 +39,10 @@ type Options struct {
 	// Now is the wall clock (detected_at, checkpoint interval, log rate
 	// limits, fetch deadlines); nil means time.Now.
 	Now func() time.Time
-	// Processed, if set, is called on the owner goroutine after each
-	// batch with the number of events processed in this run: progress for
-	// tests and tools, so that none has to poll or sleep.
+	// Processed, if set, is called after each batch with the number of
+	// events processed in this run: progress for tests and tools, so that
+	// none has to poll or sleep. It runs on whichever engine shard
+	// finished the batch last, so it must be safe for concurrent use.
 	Processed func(total uint64)
 }
 
@@ -89,7 +90,7 @@ type Pipeline struct {
 	durableC  chan struct{}
 }
 
-// item is what the owner receives: a batch of events, or a request to
+// item is what the dispatcher receives: a batch of events, or a request to
 // checkpoint now (answered on done).
 type item struct {
 	b    *batch
@@ -120,8 +121,8 @@ func New(opts Options) (*Pipeline, error) {
 		durableC:  make(chan struct{}, 1),
 		processed: opts.Processed,
 	}
-	n := opts.Config.Engine.Shards
-	for i := range max(n, 1) {
+	n := max(opts.Config.Engine.Shards, 1)
+	for i := range n {
 		// Each shard holds its share of the entity cap.
 		sc := *opts.Config
 		if sc.Engine.MaxEntities > 0 {
@@ -420,7 +421,8 @@ func newDecoder(format string, in *config.Input, readers int) event.Decoder {
 
 // commitLoop commits each durable checkpoint's positions for the
 // generation's partitions. When the generation ends it waits for the
-// readers to stop, has the owner drain and checkpoint, and commits that.
+// readers to stop, has the dispatcher drain the shards and checkpoint, and
+// commits that.
 func (p *Pipeline) commitLoop(ctx context.Context, gen *kafka.Generation, assigned []state.Partition, readers *sync.WaitGroup) {
 	commit := func() {
 		p.durableMu.Lock()
@@ -459,8 +461,8 @@ func (p *Pipeline) commitLoop(ctx context.Context, gen *kafka.Generation, assign
 	}
 }
 
-// checkpointNow has the owner process everything queued before it and
-// checkpoint.
+// checkpointNow has the dispatcher hand on everything queued before it
+// and checkpoint.
 func (p *Pipeline) checkpointNow() error {
 	done := make(chan error, 1)
 	p.in <- item{ckpt: done}

@@ -17,21 +17,19 @@ import (
 const RuleDetectorDegraded = "detector_degraded"
 
 // selfAlerts tracks the detector's own degraded state. It lives on the
-// owner goroutine.
+// dispatcher goroutine.
 type selfAlerts struct {
 	pressured bool // the entity cap forced a checkpoint since the last one
-	open      bool
-	since     time.Time
-	evicted   int
+	open      bool // an episode is open: the alert was raised
 	lastPress time.Time
-	// resident, loaded and evicted as of the last checkpoint, to count the
-	// entities created since (resident grows by creations and loads,
-	// shrinks by evictions).
+	// resident and loaded as of the last checkpoint, to count the entities
+	// created since (resident grows by creations and loads, shrinks by
+	// evictions).
 	lastResident int
 	lastLoaded   uint64
 }
 
-func (s *selfAlerts) pressure(p *Pipeline, now time.Time) {
+func (s *selfAlerts) pressure(now time.Time) {
 	s.pressured = true
 	s.lastPress = now
 }
@@ -56,11 +54,10 @@ func (s *selfAlerts) checkpointed(p *Pipeline, rep shardReport, now time.Time) {
 	if !pressured || created < p.cfg.Engine.MaxEntities/20 || created < 2*loaded {
 		return
 	}
-	s.evicted += evicted
 	if s.open {
 		return
 	}
-	s.open, s.since = true, now
+	s.open = true
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%s/%d", RuleDetectorDegraded, p.cfg.Kafka.GroupID, now.UnixNano())))
 	id := hex.EncodeToString(sum[:12])
 	ts := now.UTC().Format(time.RFC3339Nano)
