@@ -35,6 +35,11 @@ type Alert struct {
 	// prior; Learning that the entity is still young.
 	Basis    string `json:"basis"`
 	Learning bool   `json:"learning"`
+	// Runbook links the rule's explanation and first steps.
+	Runbook string `json:"runbook_url,omitempty"`
+	// Samples are pseudonymised record ids of the triggering request
+	// (keyed HMAC), only when alerts.samples opts in.
+	Samples []string `json:"samples,omitempty"`
 }
 
 // EntityRef names the entity an alert is about.
@@ -52,7 +57,29 @@ type Window struct {
 
 // Incident is the alert's place in its incident.
 type Incident struct {
-	ID       string `json:"id"`
+	ID string `json:"id"`
+	// Status is "opened", "escalated" or "resolved".
 	Status   string `json:"status"`
 	Sequence int    `json:"sequence"`
+	// OpenedAt is the event time of the detection that opened it.
+	OpenedAt string `json:"opened_at"`
+	// Detections counts the detections folded into the incident so far.
+	Detections int `json:"detections"`
+	// Exposure is what the incident has exposed so far, across all its
+	// windows: a lower bound, since overlapping windows are not added.
+	Exposure Exposure `json:"exposure"`
 }
+
+// Exposure counts customer data read: sensitive rows, and distinct
+// customer records where the source names them (0 when it does not).
+type Exposure struct {
+	Rows    float64 `json:"rows"`
+	Records float64 `json:"records"`
+}
+
+// Incident statuses.
+const (
+	StatusOpened    = "opened"
+	StatusEscalated = "escalated"
+	StatusResolved  = "resolved"
+)

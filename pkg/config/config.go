@@ -255,15 +255,6 @@ type Enumeration struct {
 	MinShare float64 `yaml:"min_share"`
 }
 
-// Alerts shapes incidents.
-type Alerts struct {
-	// QuietPeriod closes an incident after this long without a detection.
-	QuietPeriod Duration `yaml:"quiet_period"`
-	// EscalationStep re-emits an open incident when its exposure has grown
-	// by this factor (or its severity rose).
-	EscalationStep float64 `yaml:"escalation_step"`
-}
-
 // Default returns the configuration used when a file says nothing. The
 // numbers are for an organisation of a few hundred staff and millions of
 // customers; they are tuned so that ordinary work (nightly ETL, month-end
@@ -322,6 +313,6 @@ func Default() *Config {
 			OffHours:             OffHours{Enabled: true, MinRows: 200, MaxShare: 0.05, MinWeeks: 2},
 			Enumeration:          Enumeration{Enabled: true, MinIDs: 100, MinShare: 0.8},
 		},
-		Alerts: Alerts{QuietPeriod: Duration(24 * time.Hour), EscalationStep: 4},
+		Alerts: defaultAlerts(),
 	}
 }

@@ -234,12 +234,3 @@ func (d *Detectors) validate(v *validator) {
 		v.share("detectors.enumeration.min_share", x.MinShare)
 	}
 }
-
-func (a *Alerts) validate(v *validator) {
-	if a.QuietPeriod <= 0 {
-		v.add("alerts.quiet_period", "must be > 0, got %q", a.QuietPeriod)
-	}
-	if !(a.EscalationStep > 1) {
-		v.add("alerts.escalation_step", "must be > 1, got %v", a.EscalationStep)
-	}
-}
