@@ -109,7 +109,7 @@ func printSummary(w io.Writer, s *replay.Summary) {
 		al += n
 	}
 	fmt.Fprintf(w, "detections: %d%s\n", det, counts(s.Detections))
-	fmt.Fprintf(w, "alerts: %d%s; %d detections folded into open incidents\n", al, counts(s.Alerts), s.Suppressed)
+	fmt.Fprintf(w, "alerts: %d%s; %d detections folded into open incidents; %d incidents resolved\n", al, counts(s.Alerts), s.Suppressed, s.Resolved)
 	fmt.Fprintf(w, "throughput: %.0f events/s (%.2fs)\n", s.EventsPerSecond(), s.Elapsed.Seconds())
 }
 

@@ -63,6 +63,11 @@ type Incident struct {
 	Sequence int    `json:"sequence"`
 	// OpenedAt is the event time of the detection that opened it.
 	OpenedAt string `json:"opened_at"`
+	// Family is the rule family the incident is about: exfiltration,
+	// unusual_access or denied_access; Rules the rules of its alerts so
+	// far, in first-seen order.
+	Family string   `json:"family"`
+	Rules  []string `json:"rules"`
 	// Detections counts the detections folded into the incident so far.
 	Detections int `json:"detections"`
 	// Exposure is what the incident has exposed so far, across all its

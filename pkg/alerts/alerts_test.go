@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -10,13 +11,30 @@ import (
 	"github.com/exfilguard/exfilguard/pkg/models"
 )
 
+// newB is a builder with the default config but for the alerts section.
+func newB(a config.Alerts, p *Pseudonymizer, now func() time.Time) *Builder {
+	c := config.Default()
+	c.Alerts = a
+	return NewBuilder(c, p, now)
+}
+
+// build returns the opening or escalation d causes, if any, ignoring the
+// resolution of a stale incident.
+func build(b *Builder, d *models.Detection) (*Alert, bool) {
+	as := b.Build(d)
+	if len(as) == 0 || as[len(as)-1].Incident.Status == StatusResolved {
+		return nil, false
+	}
+	return as[len(as)-1], true
+}
+
 var t0 = time.Date(2026, 2, 4, 12, 0, 0, 0, time.UTC).UnixNano()
 
 func det(minutes int, sev models.Severity, exposure float64) *models.Detection {
 	d := &models.Detection{
 		Rule: models.RuleFanOut, Kind: models.KindSourceNet, Key: "203.0.113.0/24", Hash: 42,
 		Severity: sev, Score: 80, Principal: "cust-0000000042", PrincipalType: event.PrincipalCustomer,
-		Time: t0 + int64(minutes)*int64(time.Minute), Horizon: time.Hour, Exposure: exposure, Basis: models.BasisPopulation,
+		Time: t0 + int64(minutes)*int64(time.Minute), Horizon: time.Hour, Exposure: exposure, Rows: exposure, Basis: models.BasisPopulation,
 	}
 	d.WindowStart, d.WindowEnd = d.Time-int64(time.Hour), d.Time
 	d.Measures[0] = models.Measure{Name: "distinct_principals", Observed: exposure, Expected: 1.3}
@@ -28,7 +46,7 @@ func det(minutes int, sev models.Severity, exposure float64) *models.Detection {
 func TestIncidentLifecycle(t *testing.T) {
 	cfg := config.Default().Alerts // quiet 24h
 	cfg.EscalationStep = 2
-	b := NewBuilder(cfg, nil, nil)
+	b := newB(cfg, nil, nil)
 	steps := []struct {
 		name       string
 		d          *models.Detection
@@ -46,7 +64,7 @@ func TestIncidentLifecycle(t *testing.T) {
 	}
 	var firstIncident string
 	for _, s := range steps {
-		a, ok := b.Build(s.d)
+		a, ok := build(b, s.d)
 		if ok != s.wantEmit {
 			t.Fatalf("%s: emitted %v, want %v", s.name, ok, s.wantEmit)
 		}
@@ -74,26 +92,92 @@ func TestIncidentLifecycle(t *testing.T) {
 
 func TestIDsAreDeterministic(t *testing.T) {
 	cfg := config.Default().Alerts
-	a1, _ := NewBuilder(cfg, nil, nil).Build(det(0, models.SeverityHigh, 500))
-	a2, _ := NewBuilder(cfg, nil, nil).Build(det(0, models.SeverityHigh, 500))
+	a1, _ := build(newB(cfg, nil, nil), det(0, models.SeverityHigh, 500))
+	a2, _ := build(newB(cfg, nil, nil), det(0, models.SeverityHigh, 500))
 	if a1.ID != a2.ID || a1.Incident.ID != a2.Incident.ID {
 		t.Errorf("ids differ across builders: %s/%s", a1.ID, a2.ID)
 	}
 	d := det(0, models.SeverityHigh, 500)
-	d.Rule = models.RuleDistinctRecords
-	a3, _ := NewBuilder(cfg, nil, nil).Build(d)
-	if a3.ID == a1.ID {
-		t.Error("different rules share an id")
+	d.Rule = models.RuleOffHours
+	a3, _ := build(newB(cfg, nil, nil), d)
+	if a3.ID == a1.ID || a3.Incident.ID == a1.Incident.ID {
+		t.Error("different rule families share an id")
 	}
 }
 
+// TestOneIncidentPerFamily: rules of one family about one entity are one
+// incident whose alerts list its rules; another family is another one.
+func TestOneIncidentPerFamily(t *testing.T) {
+	b := newB(config.Default().Alerts, nil, nil)
+	fan, _ := build(b, det(0, models.SeverityMedium, 500))
+	d := det(1, models.SeverityHigh, 600)
+	d.Rule = models.RuleDistinctRecords
+	rec, ok := build(b, d)
+	if !ok || rec.Incident.ID != fan.Incident.ID || rec.Incident.Status != StatusEscalated {
+		t.Fatalf("distinct_records after fan_out: %+v, want an escalation of %s", rec.Incident, fan.Incident.ID)
+	}
+	if !reflect.DeepEqual(rec.Incident.Rules, []string{"fan_out", "distinct_records_spike"}) || rec.Incident.Family != "exfiltration" {
+		t.Errorf("incident rules %v family %s", rec.Incident.Rules, rec.Incident.Family)
+	}
+	d = det(2, models.SeverityMedium, 10)
+	d.Rule = models.RuleNewSource
+	src, _ := build(b, d)
+	if src.Incident.ID == fan.Incident.ID || src.Incident.Family != "unusual_access" {
+		t.Errorf("new_source joined the exfiltration incident: %+v", src.Incident)
+	}
+}
+
+// TestResolution: an incident quiet for the quiet period (plus the
+// allowed lateness) resolves once, with its totals; the next detection
+// opens a new incident. A route that takes any of its rules takes the
+// resolution.
+func TestResolution(t *testing.T) {
+	b := newB(config.Default().Alerts, nil, nil) // quiet 1d, lateness 1m
+	open, _ := build(b, det(0, models.SeverityHigh, 500))
+	d := det(90, models.SeverityHigh, 400) // a later, non-overlapping hour
+	d.WindowStart = d.Time - int64(time.Hour)
+	if as := b.Build(d); len(as) != 0 {
+		t.Fatalf("folded detection emitted %d alerts", len(as))
+	}
+	last := t0 + 90*int64(time.Minute)
+	if as := b.Resolve(last+int64(24*time.Hour)+int64(time.Minute), nil); len(as) != 0 {
+		t.Fatalf("resolved within the grace: %+v", as[0].Incident)
+	}
+	as := b.Resolve(last+int64(24*time.Hour)+int64(time.Minute)+1, nil)
+	if len(as) != 1 {
+		t.Fatalf("%d resolutions, want 1", len(as))
+	}
+	r := as[0]
+	if r.Incident.ID != open.Incident.ID || r.Incident.Status != StatusResolved || r.Incident.Sequence != 1 || r.Incident.Detections != 2 {
+		t.Errorf("resolution incident %+v", r.Incident)
+	}
+	if r.Incident.Exposure.Rows != 900 {
+		t.Errorf("exposure so far %v rows, want 500+400 from two disjoint windows", r.Incident.Exposure.Rows)
+	}
+	if r.EventTime != formatTime(last+int64(24*time.Hour)) || !strings.HasPrefix(r.Summary, "Resolved: ") {
+		t.Errorf("resolution at %s: %s", r.EventTime, r.Summary)
+	}
+	if as := b.Resolve(last+int64(48*time.Hour), nil); len(as) != 0 {
+		t.Error("resolved twice")
+	}
+	route := NewRoute(config.Sink{MinSeverity: "high", Rules: []string{"fan_out"}})
+	if !route.Match(r) {
+		t.Error("a route taking the incident's rule refuses its resolution")
+	}
+	reopen, _ := build(b, det(60*50, models.SeverityHigh, 500))
+	if reopen.Incident.ID == open.Incident.ID || reopen.Incident.Status != StatusOpened {
+		t.Errorf("after resolution: %+v", reopen.Incident)
+	}
+}
+
+
 func TestReplayDetectedAtIsEventTime(t *testing.T) {
-	a, _ := NewBuilder(config.Default().Alerts, nil, nil).Build(det(0, models.SeverityHigh, 500))
+	a, _ := build(newB(config.Default().Alerts, nil, nil), det(0, models.SeverityHigh, 500))
 	if a.DetectedAt != a.EventTime || a.EventTime != "2026-02-04T12:00:00.000Z" {
 		t.Errorf("event_time %s detected_at %s", a.EventTime, a.DetectedAt)
 	}
 	clock := func() time.Time { return time.Date(2026, 2, 4, 12, 0, 3, 0, time.UTC) }
-	live, _ := NewBuilder(config.Default().Alerts, nil, clock).Build(det(0, models.SeverityHigh, 500))
+	live, _ := build(newB(config.Default().Alerts, nil, clock), det(0, models.SeverityHigh, 500))
 	if live.DetectedAt != "2026-02-04T12:00:03Z" {
 		t.Errorf("live detected_at %s", live.DetectedAt)
 	}
@@ -101,14 +185,14 @@ func TestReplayDetectedAtIsEventTime(t *testing.T) {
 
 func TestCustomerPseudonyms(t *testing.T) {
 	d := det(0, models.SeverityHigh, 500)
-	redacted, _ := NewBuilder(config.Default().Alerts, nil, nil).Build(d)
+	redacted, _ := build(newB(config.Default().Alerts, nil, nil), d)
 	if redacted.Principal != Redacted || strings.Contains(redacted.Summary, "cust-") {
 		t.Errorf("without a key: principal %q summary %q", redacted.Principal, redacted.Summary)
 	}
 	p := NewPseudonymizer([]byte("secret"))
-	a, _ := NewBuilder(config.Default().Alerts, p, nil).Build(d)
-	b, _ := NewBuilder(config.Default().Alerts, NewPseudonymizer([]byte("secret")), nil).Build(d)
-	c, _ := NewBuilder(config.Default().Alerts, NewPseudonymizer([]byte("other")), nil).Build(d)
+	a, _ := build(newB(config.Default().Alerts, p, nil), d)
+	b, _ := build(newB(config.Default().Alerts, NewPseudonymizer([]byte("secret")), nil), d)
+	c, _ := build(newB(config.Default().Alerts, NewPseudonymizer([]byte("other")), nil), d)
 	if !strings.HasPrefix(a.Principal, "customer:") || a.Principal == Redacted {
 		t.Errorf("pseudonym %q", a.Principal)
 	}
@@ -120,14 +204,14 @@ func TestCustomerPseudonyms(t *testing.T) {
 	}
 	staff := det(0, models.SeverityHigh, 500)
 	staff.Kind, staff.Key, staff.Principal, staff.PrincipalType = models.KindPrincipal, "cs-0042", "cs-0042", event.PrincipalUser
-	s, _ := NewBuilder(config.Default().Alerts, nil, nil).Build(staff)
+	s, _ := build(newB(config.Default().Alerts, nil, nil), staff)
 	if s.Principal != "cs-0042" || s.Entity.Key != "cs-0042" {
 		t.Errorf("staff principal rewritten: %q %q", s.Principal, s.Entity.Key)
 	}
 }
 
 func TestSummarySaysObservedAndExpected(t *testing.T) {
-	a, _ := NewBuilder(config.Default().Alerts, nil, nil).Build(det(0, models.SeverityHigh, 1234))
+	a, _ := build(newB(config.Default().Alerts, nil, nil), det(0, models.SeverityHigh, 1234))
 	for _, want := range []string{"Source_net 203.0.113.0/24", "1,234 distinct principals", "last 1h", "1.3 expected", "all entities of its kind", "/api/v1/me/addresses"} {
 		if !strings.Contains(a.Summary, want) {
 			t.Errorf("summary %q lacks %q", a.Summary, want)
@@ -158,7 +242,7 @@ func TestObjectIDsAreRedacted(t *testing.T) {
 	}
 	d := det(0, models.SeverityHigh, 500)
 	d.Objects[0] = "/api/v1/customers/8812345"
-	a, _ := NewBuilder(config.Default().Alerts, nil, nil).Build(d)
+	a, _ := build(newB(config.Default().Alerts, nil, nil), d)
 	if strings.Contains(a.Summary, "8812345") || a.Objects[0] != "/api/v1/customers/:id" {
 		t.Errorf("id in alert: objects %v summary %q", a.Objects, a.Summary)
 	}

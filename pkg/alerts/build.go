@@ -3,6 +3,7 @@ package alerts
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,36 +13,114 @@ import (
 	"github.com/exfilguard/exfilguard/pkg/models"
 )
 
-// Builder makes alerts from detections. It is owned by one goroutine, like
-// the engine that feeds it.
+// Builder makes alerts from detections. It is owned by one goroutine at a
+// time, like the engine that feeds it.
 type Builder struct {
 	inc   *incidents
 	pseud *Pseudonymizer
 	// now is the wall clock for detected_at; nil in replay, where
 	// detected_at equals event_time so that replays are reproducible.
-	now func() time.Time
+	now     func() time.Time
+	runbook string
+	samples int
 
 	// Suppressed counts detections folded into an open incident.
 	Suppressed uint64
 }
 
 // NewBuilder returns a Builder; now may be nil (replay).
-func NewBuilder(cfg config.Alerts, p *Pseudonymizer, now func() time.Time) *Builder {
-	return &Builder{inc: newIncidents(int64(cfg.QuietPeriod), cfg.EscalationStep), pseud: p, now: now}
+func NewBuilder(cfg *config.Config, p *Pseudonymizer, now func() time.Time) *Builder {
+	a := cfg.Alerts
+	return &Builder{
+		inc:   newIncidents(int64(a.QuietPeriod), int64(cfg.Engine.AllowedLateness), a.EscalationStep),
+		pseud: p, now: now, runbook: a.RunbookURL, samples: a.Samples,
+	}
 }
 
-// Build returns the alert for d, or false when d only continues an open
-// incident without escalating it.
-func (b *Builder) Build(d *models.Detection) (*Alert, bool) {
-	in, tr := b.inc.observe(d)
+// Build returns the alerts d causes: nothing when it only continues an
+// open incident; its incident's opening or escalation otherwise, preceded
+// by the resolution of the previous incident about the same entity and
+// rule when that one had gone quiet.
+func (b *Builder) Build(d *models.Detection) []*Alert {
+	in, tr, stale := b.inc.observe(d)
+	var out []*Alert
+	if stale != nil {
+		if r := b.resolution(incidentKey{d.Hash, d.Rule.Family()}, stale); r != nil {
+			out = append(out, r)
+		}
+	}
 	if tr == suppressed {
 		b.Suppressed++
-		return nil, false
+		return out
 	}
-	incID, id := ids(d, in)
-	status := "opened"
+	a := b.alert(d, in, tr)
+	in.lastAlert = a
+	return append(out, a)
+}
+
+// Resolve returns the resolutions of the incidents of the kinds owns
+// accepts (nil: all) that have been quiet for the quiet period as of
+// watermark, the newest event time processed. It is cheap until one is
+// due, so it may be called after every event.
+func (b *Builder) Resolve(watermark int64, owns func(models.Kind) bool) []*Alert {
+	var out []*Alert
+	for _, q := range b.inc.expired(watermark, owns) {
+		if r := b.resolution(q.key, q.incident); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// resolution is the alert that closes in: the last alert's subject and
+// numbers, with the incident's totals and a summary of its whole course.
+// Its event time is the end of the quiet period, whenever it is noticed.
+func (b *Builder) resolution(k incidentKey, in *incident) *Alert {
+	last := in.lastAlert
+	if last == nil {
+		return nil
+	}
+	seq := in.seq + 1
+	incID, id := ids(k.entity, k.family, in.opened, seq)
+	r := *last
+	r.ID = id
+	r.Severity = in.severity.String()
+	r.EventTime = formatTime(in.last + b.inc.quiet)
+	r.DetectedAt = r.EventTime
+	if b.now != nil {
+		r.DetectedAt = b.now().UTC().Format(time.RFC3339Nano)
+	}
+	r.Window = Window{Start: formatTime(in.opened), End: formatTime(in.last), Horizon: formatHorizon(time.Duration(in.last - in.opened))}
+	r.Incident = Incident{ID: incID, Status: StatusResolved, Sequence: seq, OpenedAt: formatTime(in.opened), Family: last.Incident.Family,
+		Rules: slices.Clone(in.rules), Detections: in.detections, Exposure: Exposure{Rows: round2(in.rows()), Records: round2(in.records())}}
+	r.Samples = nil
+	var s strings.Builder
+	fmt.Fprintf(&s, "Resolved: no %s detection (%s) for %s in %s. ", strings.ReplaceAll(r.Incident.Family, "_", " "), strings.Join(in.rules, ", "), subject(&r), formatHorizon(time.Duration(b.inc.quiet)))
+	fmt.Fprintf(&s, "%d detections from %s to %s exposed at least %s rows", in.detections, formatTime(in.opened), formatTime(in.last), num(in.rows()))
+	if in.records() > 0 {
+		fmt.Fprintf(&s, " and %s distinct customer records", num(in.records()))
+	}
+	fmt.Fprintf(&s, "; the highest severity was %s. Last: %s", r.Severity, last.Summary)
+	r.Summary = s.String()
+	return &r
+}
+
+func subject(a *Alert) string {
+	if a.Entity.Kind == "principal" {
+		return "principal " + a.Entity.Key
+	}
+	return a.Entity.Kind + " " + a.Entity.Key
+}
+
+// alert builds the opening or escalation of in for d.
+func (b *Builder) alert(d *models.Detection, in *incident, tr transition) *Alert {
+	if !slices.Contains(in.rules, d.Rule.String()) {
+		in.rules = append(in.rules, d.Rule.String())
+	}
+	incID, id := ids(d.Hash, d.Rule.Family(), in.opened, in.seq)
+	status := StatusOpened
 	if tr == escalated {
-		status = "escalated"
+		status = StatusEscalated
 	}
 	key := d.Key
 	if d.Kind == models.KindPrincipal && d.PrincipalType == event.PrincipalCustomer {
@@ -56,10 +135,18 @@ func (b *Builder) Build(d *models.Detection) (*Alert, bool) {
 	if b.now != nil {
 		detected = b.now().UTC().Format(time.RFC3339Nano)
 	}
+	// The incident's accumulated exposure grades it too: a leak slow
+	// enough to look small in every window still pages once it adds up.
+	// Warm-up and prior-only detections stay capped, as in the engine.
+	sev := max(d.Severity, in.severity)
+	if acc := models.ExposureSeverity(in.total()); acc > sev && !d.Warmup && d.Basis != models.BasisPrior {
+		sev = acc
+	}
+	in.severity = sev
 	a := &Alert{
 		ID:          id,
 		Rule:        d.Rule.String(),
-		Severity:    max(d.Severity, in.severity).String(),
+		Severity:    sev.String(),
 		Score:       d.Score,
 		Entity:      EntityRef{Kind: d.Kind.String(), Key: key},
 		Principal:   principal,
@@ -70,10 +157,14 @@ func (b *Builder) Build(d *models.Detection) (*Alert, bool) {
 		Expected:    make(map[string]float64, d.NMeasures),
 		Objects:     make([]string, 0, d.NObjects),
 		MitreAttack: d.Rule.MITRE(),
-		Incident:    Incident{ID: incID, Status: status, Sequence: in.seq},
-		Exposure:    round2(d.Exposure),
-		Basis:       d.Basis.String(),
-		Learning:    d.Learning,
+		Incident: Incident{ID: incID, Status: status, Sequence: in.seq, OpenedAt: formatTime(in.opened), Family: d.Rule.Family().String(),
+			Rules: slices.Clone(in.rules), Detections: in.detections, Exposure: Exposure{Rows: round2(in.rows()), Records: round2(in.records())}},
+		Exposure: round2(d.Exposure),
+		Basis:    d.Basis.String(),
+		Learning: d.Learning,
+	}
+	if b.runbook != "" {
+		a.Runbook = strings.ReplaceAll(b.runbook, "{rule}", a.Rule)
 	}
 	for _, m := range d.Measures[:d.NMeasures] {
 		a.Observed[m.Name] = round2(m.Observed)
@@ -82,8 +173,13 @@ func (b *Builder) Build(d *models.Detection) (*Alert, bool) {
 	for _, o := range d.Objects[:d.NObjects] {
 		a.Objects = append(a.Objects, redactObject(o))
 	}
+	if b.samples > 0 && b.pseud.Keyed() {
+		for _, h := range d.Samples[:min(d.NSamples, b.samples)] {
+			a.Samples = append(a.Samples, b.pseud.Record(h))
+		}
+	}
 	a.Summary = summary(d, a)
-	return a, true
+	return a
 }
 
 // redactObject hides ids inside API paths: a producer that logs

@@ -3,7 +3,10 @@ package alerts
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Pseudonymizer replaces customer identifiers with keyed-hash pseudonyms,
@@ -33,3 +36,26 @@ func (p *Pseudonymizer) Name(id string) string {
 	m.Write([]byte(id))
 	return "customer:" + hex.EncodeToString(m.Sum(nil)[:8])
 }
+
+// Keyed reports whether p has a key, without which no sample is shown.
+func (p *Pseudonymizer) Keyed() bool { return p != nil && len(p.key) > 0 }
+
+// Record returns the pseudonym of a record id given as the 64-bit hash the
+// decoders keep (xxhash64 of the id): the raw id never reaches the
+// detector's memory, so the pseudonym is the keyed HMAC of that hash. An
+// analyst holding the key finds a suspected record's pseudonym with
+// RecordID.
+func (p *Pseudonymizer) Record(h uint64) string {
+	if !p.Keyed() {
+		return "record:redacted"
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], h)
+	m := hmac.New(sha256.New, p.key)
+	m.Write(b[:])
+	return "record:" + hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// RecordID returns the pseudonym an alert sample shows for the record id
+// id, so that an analyst can check whether a given record is among them.
+func (p *Pseudonymizer) RecordID(id string) string { return p.Record(xxhash.Sum64String(id)) }

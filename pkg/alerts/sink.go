@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/exfilguard/exfilguard/pkg/config"
 )
 
@@ -58,9 +60,11 @@ type Deps struct {
 	HTTP *http.Client
 	// Getenv reads secret_env and url_env; nil means os.Getenv.
 	Getenv func(string) string
-	// Kafka is the kafka section the kafka sink writes with.
-	Kafka  config.Kafka
-	Logger *slog.Logger
+	// KafkaBrokers and KafkaDialer (TLS, SASL) are what the kafka sink
+	// writes with: the input's cluster and credentials.
+	KafkaBrokers []string
+	KafkaDialer  *kafka.Dialer
+	Logger       *slog.Logger
 }
 
 func (d *Deps) defaults() {
@@ -117,14 +121,16 @@ func NewRoute(s config.Sink) Route {
 	return Route{minSeverity: severityRank(s.MinSeverity), rules: s.Rules, kinds: s.EntityKinds}
 }
 
-// Match reports whether the route takes a. Resolutions follow the same
-// route as the alerts they resolve, which carry the same rule, kind and
-// (highest) severity.
+// Match reports whether the route takes a. A resolution goes where any
+// alert of its incident went: it carries the incident's highest severity
+// and every rule of its alerts, so a receiver that saw an incident open
+// also sees it resolve.
 func (r Route) Match(a *Alert) bool {
 	if severityRank(a.Severity) < r.minSeverity {
 		return false
 	}
-	if len(r.rules) > 0 && !slices.Contains(r.rules, a.Rule) {
+	if len(r.rules) > 0 && !slices.Contains(r.rules, a.Rule) &&
+		!(a.Incident.Status == StatusResolved && slices.ContainsFunc(a.Incident.Rules, func(x string) bool { return slices.Contains(r.rules, x) })) {
 		return false
 	}
 	if len(r.kinds) > 0 && !slices.Contains(r.kinds, a.Entity.Kind) {

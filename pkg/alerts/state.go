@@ -2,17 +2,21 @@ package alerts
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/exfilguard/exfilguard/pkg/models"
 )
 
 // stateVersion is the version of the builder's checkpoint encoding. A
-// newer detector must keep reading every older version.
-const stateVersion = 1
+// newer detector must keep reading every older version. Version 2 added
+// the entity kind, the accumulated exposure and the last alert of each
+// incident, which its resolution is made from.
+const stateVersion = 2
 
 // AppendState appends the builder's open incidents to dst, for a
 // checkpoint: after a restart the same detections must continue the same
@@ -24,25 +28,32 @@ func (b *Builder) AppendState(dst []byte) []byte {
 	for k := range s.open {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].entity != keys[j].entity {
-			return keys[i].entity < keys[j].entity
-		}
-		return keys[i].rule < keys[j].rule
-	})
+	sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i], keys[j]) })
 	dst = append(dst, stateVersion)
-	dst = binary.AppendVarint(dst, s.watermark)
-	dst = binary.AppendUvarint(dst, uint64(s.sinceSweep))
 	dst = binary.AppendUvarint(dst, b.Suppressed)
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
+	f64 := func(dst []byte, x float64) []byte { return binary.BigEndian.AppendUint64(dst, math.Float64bits(x)) }
 	for _, k := range keys {
 		in := s.open[k]
 		dst = binary.BigEndian.AppendUint64(dst, k.entity)
-		dst = append(dst, byte(k.rule), byte(in.severity))
+		dst = append(dst, byte(k.family), byte(in.severity), byte(in.kind))
 		dst = binary.AppendVarint(dst, in.opened)
 		dst = binary.AppendVarint(dst, in.last)
 		dst = binary.AppendUvarint(dst, uint64(in.seq))
-		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(in.exposure))
+		dst = f64(dst, in.exposure)
+		dst = binary.AppendUvarint(dst, uint64(in.detections))
+		dst = f64(dst, in.doneRows)
+		dst = f64(dst, in.doneRecs)
+		dst = binary.AppendVarint(dst, in.segEnd)
+		dst = f64(dst, in.segRows)
+		dst = f64(dst, in.segRecs)
+		dst = f64(dst, in.emitted)
+		var js []byte
+		if in.lastAlert != nil {
+			js, _ = json.Marshal(in.lastAlert) // an Alert always encodes
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(js)))
+		dst = append(dst, js...)
 	}
 	return dst
 }
@@ -54,12 +65,15 @@ func (b *Builder) RestoreState(data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
-	if data[0] == 0 || data[0] > stateVersion {
-		return fmt.Errorf("restore alert state: version %d unknown (this detector reads up to %d)", data[0], stateVersion)
+	v := data[0]
+	if v == 0 || v > stateVersion {
+		return fmt.Errorf("restore alert state: version %d unknown (this detector reads up to %d)", v, stateVersion)
 	}
 	r := reader{b: data[1:]}
-	wm := r.varint()
-	sweep := r.uvarint()
+	if v == 1 {
+		r.varint()  // watermark, no longer kept
+		r.uvarint() // sweep counter, no longer kept
+	}
 	supp := r.uvarint()
 	n := r.uvarint()
 	if r.err == nil && n > uint64(len(r.b))/20 {
@@ -69,20 +83,42 @@ func (b *Builder) RestoreState(data []byte) error {
 		return fmt.Errorf("restore alert state: %w", r.err)
 	}
 	open := make(map[incidentKey]*incident, n)
+	f64 := func() float64 { return math.Float64frombits(r.u64()) }
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		k := incidentKey{entity: r.u64()}
-		k.rule = models.Rule(r.byte())
+		if v == 1 {
+			k.family = models.Rule(r.byte()).Family() // version 1 kept incidents per rule
+		} else {
+			k.family = models.Family(r.byte())
+		}
 		in := &incident{severity: models.Severity(r.byte())}
+		if v >= 2 {
+			in.kind = models.Kind(r.byte())
+		}
 		in.opened = r.varint()
 		in.last = r.varint()
 		in.seq = int(r.uvarint())
-		in.exposure = math.Float64frombits(r.u64())
+		in.exposure = f64()
+		if v >= 2 {
+			in.detections = int(r.uvarint())
+			in.doneRows, in.doneRecs = f64(), f64()
+			in.segEnd = r.varint()
+			in.segRows, in.segRecs, in.emitted = f64(), f64(), f64()
+			if js := r.bytes(int(r.uvarint())); len(js) > 0 {
+				in.lastAlert = new(Alert)
+				if err := json.Unmarshal(js, in.lastAlert); err != nil {
+					return fmt.Errorf("restore alert state: incident alert: %w", err)
+				}
+				in.rules = slices.Clone(in.lastAlert.Incident.Rules)
+			}
+		}
 		open[k] = in
 	}
 	if r.err != nil {
 		return fmt.Errorf("restore alert state: %w", r.err)
 	}
-	b.inc.open, b.inc.watermark, b.inc.sinceSweep, b.Suppressed = open, wm, int(sweep), supp
+	b.inc.open, b.Suppressed = open, supp
+	b.inc.resetDue()
 	return nil
 }
 
@@ -119,6 +155,16 @@ func (r *reader) u64() uint64 {
 	}
 	v := binary.BigEndian.Uint64(r.b)
 	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) bytes(n int) []byte {
+	if n < 0 || len(r.b) < n {
+		r.fail()
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
 	return v
 }
 

@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 
 	"github.com/exfilguard/exfilguard/pkg/config"
@@ -19,12 +20,12 @@ func TestStateContinuesIncidents(t *testing.T) {
 	first := []*models.Detection{mk(1, 0, 1e9, models.SeverityMedium, 10), mk(2, 1, 2e9, models.SeverityLow, 5), mk(1, 0, 3e9, models.SeverityMedium, 12)}
 	then := []*models.Detection{mk(1, 0, 4e9, models.SeverityMedium, 100), mk(2, 1, 5e9, models.SeverityHigh, 5), mk(3, 0, 6e9, models.SeverityLow, 1)}
 
-	a := NewBuilder(cfg, nil, nil)
+	a := newB(cfg, nil, nil)
 	for _, d := range first {
-		a.Build(d)
+		build(a, d)
 	}
 	blob := a.AppendState(nil)
-	b := NewBuilder(cfg, nil, nil)
+	b := newB(cfg, nil, nil)
 	if err := b.RestoreState(blob); err != nil {
 		t.Fatal(err)
 	}
@@ -32,9 +33,9 @@ func TestStateContinuesIncidents(t *testing.T) {
 		t.Fatal("state does not round-trip")
 	}
 	for _, d := range then {
-		x, okx := a.Build(d)
-		y, oky := b.Build(d)
-		if okx != oky || (okx && (x.ID != y.ID || x.Incident != y.Incident)) {
+		x, okx := build(a, d)
+		y, oky := build(b, d)
+		if okx != oky || (okx && (x.ID != y.ID || !reflect.DeepEqual(x.Incident, y.Incident))) {
 			t.Errorf("after restore: %v %+v, want %v %+v", oky, y, okx, x)
 		}
 	}
@@ -44,11 +45,11 @@ func TestStateContinuesIncidents(t *testing.T) {
 }
 
 func FuzzRestoreState(f *testing.F) {
-	b := NewBuilder(config.Default().Alerts, nil, nil)
-	b.Build(&models.Detection{Hash: 1, Time: 1, Exposure: 3})
+	b := newB(config.Default().Alerts, nil, nil)
+	build(b, &models.Detection{Hash: 1, Time: 1, Exposure: 3})
 	f.Add(b.AppendState(nil))
 	f.Add([]byte{1, 0, 0, 0, 255, 255, 255, 255, 15})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_ = NewBuilder(config.Default().Alerts, nil, nil).RestoreState(data)
+		_ = newB(config.Default().Alerts, nil, nil).RestoreState(data)
 	})
 }

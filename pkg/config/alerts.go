@@ -123,10 +123,10 @@ func defaultAlerts() Alerts {
 // DefaultPagerDutyURL is the Events API v2 endpoint.
 const DefaultPagerDutyURL = "https://events.pagerduty.com/v2/enqueue"
 
-// fillDefaults gives every sink the defaults of its type for the fields
+// FillDefaults gives every sink the defaults of its type for the fields
 // the file left out; list items cannot start from defaults the way the
 // rest of the config does.
-func (a *Alerts) fillDefaults() {
+func (a *Alerts) FillDefaults() {
 	for i := range a.Sinks {
 		s := &a.Sinks[i]
 		if s.Format == "" {
@@ -171,7 +171,7 @@ func (a *Alerts) fillDefaults() {
 var Severities = []string{"low", "medium", "high", "critical"}
 
 // Rules the engine raises, and the detector's own.
-var ruleNames = []string{"volume_spike", "distinct_records", "fan_out", "denied_burst", "bulk_read", "first_sensitive_object",
+var ruleNames = []string{"volume_spike", "distinct_records_spike", "fan_out", "denied_burst", "bulk_read", "first_sensitive_object",
 	"low_and_slow", "dormant_credential", "new_source", "off_hours", "enumeration", "detector_degraded", "detector_sink_failing"}
 
 var kindNames = []string{"principal", "source_net", "credential", "source_ip", "client", "detector"}

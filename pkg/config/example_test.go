@@ -47,6 +47,9 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 			if f.Type.Kind() == reflect.Struct {
 				walk(prefix+key+".", f.Type)
 			}
+			if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+				walk(prefix+key+"[].", f.Type.Elem())
+			}
 		}
 	}
 	walk("", reflect.TypeOf(Config{}))

@@ -60,7 +60,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlErrors(name, err)
 	}
-	cfg.Alerts.fillDefaults()
+	cfg.Alerts.FillDefaults()
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root) // already decoded once; only positions are wanted
 	fes := cfg.Validate()

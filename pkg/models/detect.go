@@ -15,6 +15,9 @@ func (e *Engine) begin(rule Rule, ent *Entity, t int64) *Detection {
 	if ent.kind != KindPrincipal {
 		d.Principal, d.PrincipalType = ent.topPrincipal[0].name, ent.topPrincipal[0].ptype
 	}
+	if ev := e.cur; ev != nil {
+		d.NSamples = copy(d.Samples[:], ev.RecordIDs)
+	}
 	for _, o := range ent.topObject {
 		if o.name != "" {
 			d.Objects[d.NObjects] = o.name
@@ -35,6 +38,9 @@ func (e *Engine) finish(ent *Entity, d *Detection, score float64) {
 		for hi := range ent.win {
 			ent.win[hi].anomalous = true
 		}
+	}
+	if d.Rows == 0 && d.Records == 0 {
+		d.Rows = d.Exposure
 	}
 	d.Score = math.Round(clamp(score, 0, 100)*10) / 10
 	d.Severity = severityOf(d.Rule, d.Score, d.Exposure, d.Warmup || d.Basis == BasisPrior)
@@ -154,9 +160,10 @@ func (e *Engine) fireSpike(ent *Entity, hi, m int, obs, f float64, prin *pair, t
 		cx := e.expect(ent, hi, c, slotOf(w.start))
 		d.addMeasure(measureNames[c], v, math.Expm1(cx.mu))
 	}
-	d.Exposure = max(w.sliding(mSensitive, h, prin, f), w.sliding(mRecords, h, prin, f))
+	d.Rows, d.Records = w.sliding(mSensitive, h, prin, f), w.sliding(mRecords, h, prin, f)
+	d.Exposure = max(d.Rows, d.Records)
 	if m == mDenied {
-		d.Exposure = 0
+		d.Exposure, d.Rows, d.Records = 0, 0, 0
 	}
 	e.finish(ent, d, ratioScore(obs, exp))
 }
@@ -180,6 +187,7 @@ func (e *Engine) checkEnumeration(ent *Entity, hi int, ids float64, t int64) {
 	d.addMeasure("record_ids", ids, 0)
 	f := frac(t, w.start, e.horizons[hi])
 	d.Exposure = max(ids, w.sliding(mRecords, &ent.hist[hi], nil, f))
+	d.Records = d.Exposure
 	e.finish(ent, d, 60+35*(share-en.MinShare)/(1-en.MinShare+1e-9))
 }
 

@@ -47,6 +47,14 @@ type Detection struct {
 	// Exposure estimates the customer records exposed in the window:
 	// distinct records where ids are known, sensitive rows otherwise.
 	Exposure float64
+	// Rows and Records split the exposure: sensitive rows read, and
+	// distinct customer records where the source names them (0 when it
+	// does not); the incident adds them up across windows.
+	Rows, Records float64
+	// Samples are the hashed record ids of the triggering request, for
+	// the opt-in pseudonymised samples of an alert.
+	Samples  [4]uint64
+	NSamples int
 	// Objects are the sensitive objects read most in the window.
 	Objects  [2]string
 	NObjects int
@@ -89,20 +97,28 @@ func clamp(x, lo, hi float64) float64 {
 	return x
 }
 
+// ExposureSeverity is the severity an exposure alone warrants: how many
+// customers' records may be out. An incident's accumulated exposure is
+// graded with it, so that a leak slow enough to look small in every
+// window still pages someone once it adds up.
+func ExposureSeverity(exposure float64) Severity {
+	switch {
+	case exposure >= 100000:
+		return SeverityCritical
+	case exposure >= 10000:
+		return SeverityHigh
+	case exposure >= 1000:
+		return SeverityMedium
+	}
+	return SeverityLow
+}
+
 // severityOf follows exposure first (how many customers' records may be
 // out), then the strength of the anomaly, then the rule's floor. An alert
 // resting on priors alone, or raised while the engine warms up, is capped
 // at medium: it may be looked at but must not page anyone.
 func severityOf(rule Rule, score, exposure float64, capMedium bool) Severity {
-	s := SeverityLow
-	switch {
-	case exposure >= 100000:
-		s = SeverityCritical
-	case exposure >= 10000:
-		s = SeverityHigh
-	case exposure >= 1000:
-		s = SeverityMedium
-	}
+	s := ExposureSeverity(exposure)
 	switch {
 	case score >= 95 && exposure >= 10000:
 		s = max(s, SeverityCritical)

@@ -60,8 +60,10 @@ type Engine struct {
 	first     int64 // event time of the first event ever processed
 	warm      bool  // the current event is within the warm-up
 
-	emit  func(*Detection)
-	det   Detection
+	emit func(*Detection)
+	det  Detection
+	// cur is the event being processed, for the samples of a detection.
+	cur   *event.Event
 	stats Stats
 	sink  int64 // see Entity.touch
 
@@ -136,6 +138,10 @@ func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats { return e.stats }
 
+// Watermark is the newest event time processed: incidents quiet for the
+// quiet period as of it resolve.
+func (e *Engine) Watermark() int64 { return e.watermark }
+
 // Entities returns the number of entities held in memory (see Resident);
 // with a store, evicted entities are not counted.
 func (e *Engine) Entities() int { return len(e.entities) }
@@ -179,6 +185,8 @@ func (e *Engine) Process(ev *event.Event) {
 	e.warm = t-e.first < e.warmup
 	e.stats.Events++
 
+	e.cur = ev
+	defer func() { e.cur = nil }()
 	x := eventFacts{ev: ev, sensitive: e.sens.sensitive(ev.Object)}
 	if x.sensitive {
 		x.sensRows = ev.Rows

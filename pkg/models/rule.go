@@ -83,6 +83,43 @@ func (r Rule) MITRE() []Technique {
 	return nil
 }
 
+// Family groups rules into what an analyst investigates as one thing.
+// Detections about one entity in one family within the quiet period are
+// one incident: a crawler trips volume, distinct-record and enumeration
+// rules at once, and is one case, not three.
+type Family uint8
+
+// Rule families.
+const (
+	// FamilyExfiltration: reading more customer data than normal.
+	FamilyExfiltration Family = iota
+	// FamilyAccess: reading from where, when or what it never did, or
+	// after a long silence.
+	FamilyAccess
+	// FamilyDenied: probing what it may not read.
+	FamilyDenied
+)
+
+var familyNames = [...]string{"exfiltration", "unusual_access", "denied_access"}
+
+func (f Family) String() string {
+	if int(f) < len(familyNames) {
+		return familyNames[f]
+	}
+	return "unknown"
+}
+
+// Family returns the rule's family.
+func (r Rule) Family() Family {
+	switch r {
+	case RuleFirstSensitiveObject, RuleDormantCredential, RuleNewSource, RuleOffHours:
+		return FamilyAccess
+	case RuleDeniedBurst:
+		return FamilyDenied
+	}
+	return FamilyExfiltration
+}
+
 // Rules lists every rule in a stable order.
 func Rules() []Rule {
 	out := make([]Rule, numRules)

@@ -45,6 +45,7 @@ type Summary struct {
 	Detections   map[string]uint64
 	Alerts       map[string]uint64 // by rule
 	Suppressed   uint64            // detections folded into open incidents
+	Resolved     uint64            // incidents resolved (quiet for the quiet period)
 	Entities     int
 	Elapsed      time.Duration
 }
@@ -86,16 +87,22 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 
 	sum := &Summary{DecodeErrors: map[string]uint64{}, Detections: map[string]uint64{}, Alerts: map[string]uint64{}}
 	out := alerts.NewJSONL(opts.Alerts)
-	builder := alerts.NewBuilder(opts.Config.Alerts, opts.Pseudonymizer, nil)
+	builder := alerts.NewBuilder(opts.Config, opts.Pseudonymizer, nil)
 	var writeErr error
-	engine, err := models.New(opts.Config, func(d *models.Detection) {
-		a, ok := builder.Build(d)
-		if !ok || writeErr != nil {
-			return
+	write := func(as []*alerts.Alert) {
+		for _, a := range as {
+			if writeErr != nil {
+				return
+			}
+			if a.Incident.Status == alerts.StatusResolved {
+				sum.Resolved++
+			} else {
+				sum.Alerts[a.Rule]++
+			}
+			writeErr = out.Write(a)
 		}
-		sum.Alerts[a.Rule]++
-		writeErr = out.Write(a)
-	})
+	}
+	engine, err := models.New(opts.Config, func(d *models.Detection) { write(builder.Build(d)) })
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +122,8 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		for b := range full {
 			for i := range b.n {
 				engine.Process(&b.events[i])
+				// Free until an incident is due to resolve.
+				write(builder.Resolve(engine.Watermark(), nil))
 			}
 			free <- b
 		}

@@ -1,8 +1,10 @@
 package stream
 
 import (
+	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -22,7 +24,11 @@ type shard struct {
 	i      int
 	engine *models.Engine
 	in     chan shardItem
+	kinds  []models.Kind
 }
+
+// owns reports whether the shard's engine keeps entities of kind k.
+func (s *shard) owns(k models.Kind) bool { return slices.Contains(s.kinds, k) }
 
 // shardItem is a batch to process, or a checkpoint barrier to meet.
 type shardItem struct {
@@ -103,6 +109,7 @@ func (s *shard) process(p *Pipeline, b *batch) {
 		// last checkpoint.
 		p.fail(fmt.Errorf("state store: %w", err))
 	}
+	p.resolve(s)
 	if s.engine.NeedsCheckpoint() {
 		// Over the entity cap with nothing clean to evict: state must be
 		// made durable so that idle entities can leave memory.
@@ -164,11 +171,6 @@ func (p *Pipeline) dispatch(b *batch) {
 	for _, s := range p.shards {
 		s.in <- shardItem{b: b}
 	}
-	if p.alertErr() != nil {
-		// Alerts cannot be written: going on would commit offsets of
-		// events whose alerts nobody received.
-		p.fail(fmt.Errorf("write alerts: %w", p.alertErr()))
-	}
 	p.maybeCheckpoint(p.sinceCkpt >= p.cfg.State.CheckpointEvents)
 }
 
@@ -218,8 +220,13 @@ func (p *Pipeline) checkpoint() error {
 		}
 	}
 	// Every shard is waiting at the barrier: nothing emits alerts now.
+	// They must be durable in the outbox before the positions that
+	// cover their events are; a failure here fails the checkpoint, so
+	// no offset passes an alert nobody will receive.
 	if err == nil {
-		err = p.flushAlerts()
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.State.ShutdownTimeout.D())
+		err = p.deliver.Sync(ctx)
+		cancel()
 	}
 	if err == nil {
 		p.buf = p.builder.AppendState(p.buf[:0])

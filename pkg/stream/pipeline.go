@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,10 +31,13 @@ type Options struct {
 	Config *config.Config
 	// Store holds state; the pipeline does not close it.
 	Store *state.Store
-	// Alerts receives alerts as JSONL; it is flushed before every
-	// checkpoint, so an alert is out before the offsets of its events are
+	// Alerts is where stdout sinks write (nil: os.Stdout). Alerts go to
+	// the sinks of the config through the outbox in state.dir/outbox: an
+	// alert is durable there before the offsets of its events are
 	// committed.
-	Alerts        io.Writer
+	Alerts io.Writer
+	// Sink builds a sink; nil means the real one of each type.
+	Sink          func(config.Sink, alerts.Deps) (alerts.Sink, error)
 	Pseudonymizer *alerts.Pseudonymizer
 	Logger        *slog.Logger
 	// Now is the wall clock (detected_at, checkpoint interval, log rate
@@ -60,11 +64,11 @@ type Pipeline struct {
 	shards   []*shard
 	needCkpt atomic.Bool // a shard is over its entity cap with nothing clean
 
-	// The alert builder and output, fed by every shard's detections.
-	alertMu  sync.Mutex
-	builder  *alerts.Builder
-	out      *alerts.JSONL
-	writeErr error
+	// The alert builder, fed by every shard's detections, and the
+	// deliverer that takes its alerts to the sinks.
+	alertMu sync.Mutex
+	builder *alerts.Builder
+	deliver *alerts.Deliverer
 
 	// Owned by the dispatcher goroutine (see own).
 	ckptFailed error // set by a failed checkpoint: none may follow it
@@ -113,8 +117,7 @@ func New(opts Options) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		cfg: opts.Config, store: opts.Store, log: log, now: now, dialer: d, m: newMetrics(),
-		builder:   alerts.NewBuilder(opts.Config.Alerts, opts.Pseudonymizer, now),
-		out:       alerts.NewJSONL(opts.Alerts),
+		builder:   alerts.NewBuilder(opts.Config, opts.Pseudonymizer, now),
 		positions: map[state.Partition]int64{},
 		pool:      newPool(16),
 		in:        make(chan item, 8),
@@ -132,9 +135,20 @@ func New(opts Options) (*Pipeline, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.shards = append(p.shards, &shard{i: i, engine: e, in: make(chan shardItem, 8)})
+		p.shards = append(p.shards, &shard{i: i, engine: e, in: make(chan shardItem, 8), kinds: models.ShardKinds(opts.Config, n)[i]})
 	}
 	if err := p.restore(); err != nil {
+		return nil, err
+	}
+	p.deliver, err = alerts.NewDeliverer(alerts.DelivererOptions{
+		Config:   opts.Config.Alerts,
+		Dir:      filepath.Join(opts.Config.State.Dir, "outbox"),
+		Detector: opts.Config.Kafka.GroupID,
+		NewSink:  opts.Sink,
+		Deps: alerts.Deps{Now: now, Stdout: opts.Alerts, Logger: log.With("component", "alerts"),
+			KafkaBrokers: opts.Config.Kafka.Brokers, KafkaDialer: d},
+	})
+	if err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -190,49 +204,27 @@ func (p *Pipeline) restore() error {
 	return nil
 }
 
-// detection turns a detection into an alert. It runs on the shard that
+// detection turns a detection into alerts. It runs on the shard that
 // raised it; shards take turns on the builder. Detections are rare next
 // to events, so the lock is cheap.
 func (p *Pipeline) detection(d *models.Detection) {
 	p.alertMu.Lock()
 	defer p.alertMu.Unlock()
-	a, ok := p.builder.Build(d)
-	if !ok || p.writeErr != nil {
-		return
-	}
-	p.writeErr = p.out.Write(a)
+	p.deliver.Submit(p.builder.Build(d)...)
 }
 
-// writeAlert writes an alert the pipeline raises itself.
-func (p *Pipeline) writeAlert(a *alerts.Alert) {
+// resolve resolves the incidents of a shard's kinds that its engine's
+// event time has left quiet. Each shard resolves only its own, as of its
+// own watermark, so that a resolution never overtakes a detection of a
+// shard that is behind.
+func (p *Pipeline) resolve(s *shard) {
 	p.alertMu.Lock()
 	defer p.alertMu.Unlock()
-	if p.writeErr == nil {
-		p.writeErr = p.out.Write(a)
-	}
-	if p.writeErr == nil {
-		p.writeErr = p.out.Flush()
-	}
+	p.deliver.Submit(p.builder.Resolve(s.engine.Watermark(), s.owns)...)
 }
 
-// flushAlerts flushes the alert output and reports its first error.
-func (p *Pipeline) flushAlerts() error {
-	p.alertMu.Lock()
-	defer p.alertMu.Unlock()
-	if p.writeErr == nil {
-		p.writeErr = p.out.Flush()
-	}
-	if p.writeErr != nil {
-		return fmt.Errorf("flush alerts: %w", p.writeErr)
-	}
-	return nil
-}
-
-func (p *Pipeline) alertErr() error {
-	p.alertMu.Lock()
-	defer p.alertMu.Unlock()
-	return p.writeErr
-}
+// writeAlert submits an alert the pipeline raises itself.
+func (p *Pipeline) writeAlert(a *alerts.Alert) { p.deliver.Submit(a) }
 
 // fail stops the pipeline from the inside, without committing: the
 // restart resumes from the last checkpoint. The first error wins.
@@ -261,6 +253,19 @@ func (p *Pipeline) Ready() (bool, string) { return p.m.ready() }
 func (p *Pipeline) Run(ctx context.Context) error {
 	ctx, p.stop = context.WithCancel(ctx)
 	defer p.stop()
+	// Sinks deliver from the start (the outbox may hold alerts of the last
+	// run) to the end, and get the shutdown timeout to empty it.
+	p.deliver.Start()
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), p.cfg.State.ShutdownTimeout.D())
+		defer cancel()
+		if err := p.deliver.Close(dctx); err != nil {
+			p.log.Error("close alert delivery", "err", err)
+		}
+		if n := p.deliver.Pending(); n > 0 {
+			p.log.Warn("alerts left undelivered in the outbox for the next start", "alerts", n)
+		}
+	}()
 	k := &p.cfg.Kafka
 	topics := make([]string, len(k.Topics))
 	for i, t := range k.Topics {
@@ -342,9 +347,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.fatalMu.Unlock()
 	if fatal != nil {
 		return fatal
-	}
-	if err := p.alertErr(); err != nil {
-		return fmt.Errorf("write alerts: %w", err)
 	}
 	return err
 }
