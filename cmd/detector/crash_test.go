@@ -3,16 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -46,9 +52,24 @@ func TestKillNineLosesNothing(t *testing.T) {
 	addrs := c.ListenAddrs()
 	kafkatest.Produce(t, addrs, "audit", lines)
 
+	// A webhook sink whose receiver refuses everything until the last run:
+	// alerts wait in the outbox across four kill -9s, and the last run
+	// must deliver every one of them.
+	hook := &hookReceiver{}
+	hookSrv := httptest.NewServer(hook)
+	t.Cleanup(hookSrv.Close)
+	secretPath := filepath.Join(dir, "webhook-secret")
+	if err := os.WriteFile(secretPath, []byte("whsec_"+base64.StdEncoding.EncodeToString([]byte("crash-test-signing-key-32-bytes!"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	cfgPath := filepath.Join(dir, "config.yml")
 	stateDir := filepath.Join(dir, "state")
-	yml := fmt.Sprintf(`engine:
+	yml := fmt.Sprintf(`alerts:
+  sinks:
+    - {name: stdout, type: stdout}
+    - {name: hook, type: webhook, url: %q, secret_file: %q, backoff_min: 50ms, backoff_max: 200ms}
+engine:
   max_entities: 1000
   shards: 2
 kafka:
@@ -66,7 +87,7 @@ state:
   checkpoint_interval: 500ms
   memtable_bytes: 8388608
   shutdown_timeout: 60s
-`, addrs[0], stateDir)
+`, hookSrv.URL, secretPath, addrs[0], stateDir)
 	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +126,7 @@ state:
 	// The last run finishes and stops cleanly.
 	// The last run also serves its probes: /healthz at once, /readyz once
 	// it holds its partition.
+	hook.up.Store(true)
 	listen := freeAddr(t)
 	cmd, stdout := startDetector(t, bin, cfgPath, filepath.Join(dir, "run-last.log"), listen)
 	waitHTTP(t, "http://"+listen+"/healthz", http.StatusOK)
@@ -203,6 +225,63 @@ state:
 		}
 	}
 	t.Logf("%d kills, %d alerts, %d re-emitted after a crash", kills, len(gotByID), repeats)
+
+	// The webhook refused every alert of the killed runs; the last run
+	// delivered them all from the outbox, each with its id.
+	hooked := hook.ids()
+	for id := range wantByID {
+		if hooked[id] == 0 {
+			t.Errorf("alert %s never reached the webhook", id)
+		}
+	}
+	t.Logf("webhook: %d refused attempts, %d alerts delivered, %d delivered twice", hook.refused.Load(), len(hooked), hook.twice())
+}
+
+// hookReceiver is a webhook receiver that answers 503 until up.
+type hookReceiver struct {
+	up      atomic.Bool
+	refused atomic.Int64
+	mu      sync.Mutex
+	got     map[string]int
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if !h.up.Load() {
+		h.refused.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	var a struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil || a.ID == "" || r.Header.Get("webhook-id") != a.ID {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	if h.got == nil {
+		h.got = map[string]int{}
+	}
+	h.got[a.ID]++
+	h.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *hookReceiver) ids() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.got)
+}
+
+func (h *hookReceiver) twice() int {
+	n := 0
+	for _, c := range h.ids() {
+		if c > 1 {
+			n++
+		}
+	}
+	return n
 }
 
 // startDetector starts `detector run`, its logs going to logFile; if the

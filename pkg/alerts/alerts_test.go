@@ -170,7 +170,6 @@ func TestResolution(t *testing.T) {
 	}
 }
 
-
 func TestReplayDetectedAtIsEventTime(t *testing.T) {
 	a, _ := build(newB(config.Default().Alerts, nil, nil), det(0, models.SeverityHigh, 500))
 	if a.DetectedAt != a.EventTime || a.EventTime != "2026-02-04T12:00:00.000Z" {

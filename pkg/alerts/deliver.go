@@ -65,9 +65,8 @@ type Deliverer struct {
 
 	ctx      context.Context
 	cancel   context.CancelFunc
-	draining atomic.Bool
-	wg       sync.WaitGroup // the writer
-	workers  sync.WaitGroup
+	progress chan struct{} // signalled after every persist and ack, for Close
+	wg       sync.WaitGroup
 }
 
 // worker delivers to one sink.
@@ -112,7 +111,7 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	}
 	d := &Deliverer{
 		cfg: opts.Config, log: opts.Deps.Logger, now: opts.Deps.Now, sleep: opts.Sleep, detect: opts.Detector,
-		round: make(chan struct{}), wakeW: make(chan struct{}, 1),
+		round: make(chan struct{}), wakeW: make(chan struct{}, 1), progress: make(chan struct{}, 1),
 	}
 	for i, sc := range sinks {
 		s, err := opts.NewSink(sc, opts.Deps)
@@ -159,8 +158,7 @@ func DefaultSink() config.Sink {
 // Start runs the writer and one worker per sink until Close.
 func (d *Deliverer) Start() {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	d.wg.Add(1)
-	d.workers.Add(len(d.w))
+	d.wg.Add(1 + len(d.w))
 	go d.writer()
 	for _, w := range d.w {
 		go d.work(w)
@@ -227,7 +225,23 @@ func (d *Deliverer) writer() {
 		close(d.round)
 		d.round = make(chan struct{})
 		d.mu.Unlock()
+		d.signal()
 	}
+}
+
+func (d *Deliverer) signal() {
+	select {
+	case d.progress <- struct{}{}:
+	default:
+	}
+}
+
+// idle reports that nothing is queued, unpersisted or undelivered.
+func (d *Deliverer) idle() bool {
+	d.mu.Lock()
+	quiet := len(d.queue) == 0 && (d.persisted == d.submitted || d.writeErr != nil)
+	d.mu.Unlock()
+	return quiet && d.ob.Len() == 0
 }
 
 // persist routes and stores a batch, then wakes the sinks it concerns.
@@ -261,7 +275,7 @@ func (d *Deliverer) persist(batch []*Alert) error {
 
 // work delivers to one sink until Close.
 func (d *Deliverer) work(w *worker) {
-	defer d.workers.Done()
+	defer d.wg.Done()
 	var refresh <-chan time.Time
 	if r, ok := w.sink.(Refresher); ok && r.RefreshInterval() > 0 {
 		t := time.NewTicker(r.RefreshInterval())
@@ -272,9 +286,6 @@ func (d *Deliverer) work(w *worker) {
 	for {
 		batch := d.ob.Pending(w.i, w.cfg.BatchSize)
 		if len(batch) == 0 {
-			if d.draining.Load() {
-				return
-			}
 			select {
 			case <-d.ctx.Done():
 				return
@@ -320,6 +331,7 @@ func (d *Deliverer) work(w *worker) {
 		if err := d.ob.Ack(w.i, batch, d.names); err != nil {
 			d.log.Error("alert outbox ack failed", "sink", w.cfg.Name, "err", err)
 		}
+		d.signal()
 	}
 }
 
@@ -458,25 +470,18 @@ func (d *Deliverer) Close(ctx context.Context) error {
 		return d.ob.Close()
 	}
 	err := d.Sync(ctx)
-	d.draining.Store(true)
-	for _, w := range d.w {
+	// Sinks go on until nothing is left (a recovering sink may still
+	// raise its resolution) or ctx ends.
+	for !d.idle() {
 		select {
-		case w.wake <- struct{}{}:
-		default:
+		case <-d.progress:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
-	done := make(chan struct{})
-	go func() {
-		// Workers return once their sink has nothing left.
-		d.workers.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
 	d.cancel()
-	d.workers.Wait()
 	d.wg.Wait()
 	d.closeSinks()
 	return errors.Join(err, d.ob.Close())

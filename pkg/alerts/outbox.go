@@ -150,8 +150,6 @@ func (o *Outbox) Dropped() uint64 {
 func (o *Outbox) Add(as []*Alert, masks []uint64, sinks []string) (added int, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	wb := o.db.NewWriteBatch()
-	defer wb.Cancel()
 	var fresh []*outboxEntry
 	for i, a := range as {
 		if masks[i] == 0 || o.ids[a.ID] != nil || slices.ContainsFunc(fresh, func(e *outboxEntry) bool { return e.alert.ID == a.ID }) {
@@ -161,10 +159,33 @@ func (o *Outbox) Add(as []*Alert, masks []uint64, sinks []string) (added int, er
 		if err != nil {
 			return 0, err
 		}
-		if done {
-			continue
+		if !done {
+			fresh = append(fresh, &outboxEntry{alert: a, pending: masks[i]})
 		}
-		e := &outboxEntry{seq: o.nextSeq, alert: a, pending: masks[i]}
+	}
+	if len(fresh) == 0 {
+		return 0, nil
+	}
+	// Room first: the oldest go, be they stored or in this batch.
+	var evicted []*outboxEntry
+	over := len(o.entries) + len(fresh) - o.max
+	wb := o.db.NewWriteBatch()
+	defer wb.Cancel()
+	for ; over > 0 && len(o.entries) > 0; over-- {
+		e := o.entries[0]
+		o.entries = o.entries[1:]
+		delete(o.ids, e.alert.ID)
+		evicted = append(evicted, e)
+		if err := wb.Delete(entryKey(e.seq)); err != nil {
+			return 0, fmt.Errorf("evict from alert outbox: %w", err)
+		}
+	}
+	if over > 0 {
+		evicted = append(evicted, fresh[:over]...)
+		fresh = fresh[over:]
+	}
+	for _, e := range fresh {
+		e.seq = o.nextSeq
 		o.nextSeq++
 		v, err := o.encode(e, sinks)
 		if err != nil {
@@ -172,21 +193,6 @@ func (o *Outbox) Add(as []*Alert, masks []uint64, sinks []string) (added int, er
 		}
 		if err := wb.Set(entryKey(e.seq), v); err != nil {
 			return 0, fmt.Errorf("add to alert outbox: %w", err)
-		}
-		fresh = append(fresh, e)
-	}
-	if len(fresh) == 0 {
-		return 0, nil
-	}
-	// Evict before the new entries are visible, in the same batch.
-	var evicted []*outboxEntry
-	for over := len(o.entries) + len(fresh) - o.max; over > 0 && len(o.entries) > 0; over-- {
-		e := o.entries[0]
-		o.entries = o.entries[1:]
-		delete(o.ids, e.alert.ID)
-		evicted = append(evicted, e)
-		if err := wb.Delete(entryKey(e.seq)); err != nil {
-			return 0, fmt.Errorf("evict from alert outbox: %w", err)
 		}
 	}
 	if err := wb.Flush(); err != nil {

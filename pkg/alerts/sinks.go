@@ -22,6 +22,8 @@ func NewSink(cfg config.Sink, d Deps) (Sink, error) {
 		return NewSlack(cfg, d)
 	case config.SinkPagerDuty:
 		return NewPagerDuty(cfg, d)
+	case config.SinkAlertmanager:
+		return NewAlertmanager(cfg, d)
 	}
 	return nil, fmt.Errorf("sink type %q not built", cfg.Type)
 }

@@ -257,7 +257,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// run) to the end, and get the shutdown timeout to empty it.
 	p.deliver.Start()
 	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), p.cfg.State.ShutdownTimeout.D())
+		// A sink that is down must not hold the shutdown for long: what
+		// it has not taken stays in the outbox for the next start.
+		dctx, cancel := context.WithTimeout(context.Background(), min(p.cfg.State.ShutdownTimeout.D(), 10*time.Second))
 		defer cancel()
 		if err := p.deliver.Close(dctx); err != nil {
 			p.log.Error("close alert delivery", "err", err)

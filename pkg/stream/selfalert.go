@@ -27,6 +27,9 @@ type selfAlerts struct {
 	// evictions).
 	lastResident int
 	lastLoaded   uint64
+	// raised is the alert that opened the episode, the template of its
+	// resolution.
+	raised *alerts.Alert
 }
 
 func (s *selfAlerts) pressure(now time.Time) {
@@ -48,6 +51,7 @@ func (s *selfAlerts) checkpointed(p *Pipeline, rep shardReport, now time.Time) {
 	s.lastResident, s.lastLoaded = resident, rep.loaded
 	if s.open && !s.pressured && now.Sub(s.lastPress) > p.cfg.Alerts.QuietPeriod.D() {
 		s.open = false
+		s.resolve(p, now)
 	}
 	pressured := s.pressured
 	s.pressured = false
@@ -76,9 +80,29 @@ func (s *selfAlerts) checkpointed(p *Pipeline, rep shardReport, now time.Time) {
 			"are a broken feed or a flood of forged principals meant to blind the detector; look at the input topic's principals.", created, p.cfg.Engine.MaxEntities, evicted),
 		Objects:     []string{},
 		MitreAttack: []models.Technique{{Tactic: "Defense Evasion", Technique: "T1562", Name: "Impair Defenses"}},
-		Incident:    alerts.Incident{ID: id, Status: "opened"},
+		Incident:    alerts.Incident{ID: id, Status: alerts.StatusOpened, OpenedAt: ts, Family: "detector", Rules: []string{RuleDetectorDegraded}, Detections: 1},
 		Basis:       "prior",
 	}
+	s.raised = a
 	p.writeAlert(a)
 	p.log.Error("flood of new entities over the cap; detector degraded", "cap", p.cfg.Engine.MaxEntities, "new_entities", created, "evicted", evicted)
+}
+
+// resolve ends the episode's incident, so that receivers which keep
+// alerts firing until told (Alertmanager, PagerDuty) close it.
+func (s *selfAlerts) resolve(p *Pipeline, now time.Time) {
+	if s.raised == nil {
+		return
+	}
+	r := *s.raised
+	s.raised = nil
+	sum := sha256.Sum256([]byte(r.Incident.ID + "/resolved"))
+	r.ID = hex.EncodeToString(sum[:12])
+	ts := now.UTC().Format(time.RFC3339Nano)
+	r.EventTime, r.DetectedAt = ts, ts
+	r.Window = alerts.Window{Start: r.Incident.OpenedAt, End: ts, Horizon: p.cfg.Alerts.QuietPeriod.String()}
+	r.Incident.Status, r.Incident.Sequence = alerts.StatusResolved, 1
+	r.Summary = fmt.Sprintf("Resolved: no flood of new entities for %s; the detector holds its working set in memory again.", p.cfg.Alerts.QuietPeriod)
+	p.writeAlert(&r)
+	p.log.Info("entity flood over; detector no longer degraded")
 }
