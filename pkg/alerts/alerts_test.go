@@ -246,3 +246,34 @@ func TestObjectIDsAreRedacted(t *testing.T) {
 		t.Errorf("id in alert: objects %v summary %q", a.Objects, a.Summary)
 	}
 }
+
+// TestExposureSoFarNeverCountsTwice: windows of different horizons that
+// overlap add only what lies beyond what was counted; disjoint ones add
+// up.
+func TestExposureSoFarNeverCountsTwice(t *testing.T) {
+	b := newB(config.Default().Alerts, nil, nil)
+	h := int64(time.Hour)
+	at := func(start, end int64, rows float64) *models.Detection {
+		d := det(0, models.SeverityMedium, rows)
+		d.Time, d.WindowStart, d.WindowEnd = t0+end, t0+start, t0+end
+		return d
+	}
+	steps := []struct {
+		d    *models.Detection
+		want float64
+	}{
+		{at(0, h, 100), 100},       // the first hour
+		{at(-24*h, h, 150), 150},   // a day ending at the same time covers it: not 250
+		{at(h, 2*h, 80), 230},      // the next hour, disjoint: adds
+		{at(-22*h, 2*h, 200), 230}, // a day covering both: less than counted
+		{at(90*60e9, 2*h, 10), 230},
+		{at(2*h, 3*h, 70), 300},
+	}
+	for i, s := range steps {
+		b.Build(s.d)
+		in := b.inc.open[incidentKey{42, models.FamilyExfiltration}]
+		if got := in.rows(); got != s.want {
+			t.Errorf("step %d: exposure so far %v rows, want %v", i, got, s.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/exfilguard/exfilguard/pkg/models"
@@ -28,12 +29,12 @@ type incident struct {
 	exposure   float64
 	detections int
 
-	// Exposure so far: windows of detections that overlap form a segment
-	// whose exposure is the largest window's; segments that do not overlap
-	// add up. It is a lower bound that never counts a row twice.
-	doneRows, doneRecs float64
-	segEnd             int64
-	segRows, segRecs   float64
+	// marks are the exposure so far, as of increasing window ends: each
+	// is a lower bound of what the incident read up to its end. A new
+	// window adds its exposure to the mark that ends before it starts, so
+	// that a row is never counted twice however the windows of different
+	// horizons overlap.
+	marks []mark
 	// emitted is the accumulated exposure at the last emission, the base
 	// of the next escalation by accumulation.
 	emitted float64
@@ -47,23 +48,52 @@ type incident struct {
 	lastAlert *Alert
 }
 
+// mark is the incident's exposure up to end.
+type mark struct {
+	end        int64
+	rows, recs float64
+}
+
+// maxMarks bounds the marks kept per incident. Forgetting the oldest only
+// lowers the base a window far in the past could add to: the total stays
+// a lower bound.
+const maxMarks = 64
+
 func (in *incident) add(d *models.Detection) {
 	in.detections++
 	if d.Time > in.last {
 		in.last = d.Time
 	}
-	if d.WindowStart >= in.segEnd {
-		in.doneRows += in.segRows
-		in.doneRecs += in.segRecs
-		in.segRows, in.segRecs = 0, 0
+	var base, cur mark
+	if n := len(in.marks); n > 0 {
+		cur = in.marks[n-1]
 	}
-	in.segEnd = max(in.segEnd, d.WindowEnd)
-	in.segRows = max(in.segRows, d.Rows)
-	in.segRecs = max(in.segRecs, d.Records)
+	for i := len(in.marks) - 1; i >= 0; i-- {
+		if in.marks[i].end <= d.WindowStart {
+			base = in.marks[i]
+			break
+		}
+	}
+	next := mark{end: max(cur.end, d.WindowEnd), rows: max(cur.rows, base.rows+d.Rows), recs: max(cur.recs, base.recs+d.Records)}
+	if n := len(in.marks); n > 0 && next.end == cur.end {
+		in.marks[n-1] = next
+		return
+	}
+	in.marks = append(in.marks, next)
+	if len(in.marks) > maxMarks {
+		in.marks = slices.Delete(in.marks, 0, 1)
+	}
 }
 
-func (in *incident) rows() float64    { return in.doneRows + in.segRows }
-func (in *incident) records() float64 { return in.doneRecs + in.segRecs }
+func (in *incident) current() mark {
+	if n := len(in.marks); n > 0 {
+		return in.marks[n-1]
+	}
+	return mark{}
+}
+
+func (in *incident) rows() float64    { return in.current().rows }
+func (in *incident) records() float64 { return in.current().recs }
 func (in *incident) total() float64   { return max(in.rows(), in.records()) }
 
 // incidents turns detections into incident transitions. A detection about

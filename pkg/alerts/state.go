@@ -42,12 +42,13 @@ func (b *Builder) AppendState(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, uint64(in.seq))
 		dst = f64(dst, in.exposure)
 		dst = binary.AppendUvarint(dst, uint64(in.detections))
-		dst = f64(dst, in.doneRows)
-		dst = f64(dst, in.doneRecs)
-		dst = binary.AppendVarint(dst, in.segEnd)
-		dst = f64(dst, in.segRows)
-		dst = f64(dst, in.segRecs)
 		dst = f64(dst, in.emitted)
+		dst = binary.AppendUvarint(dst, uint64(len(in.marks)))
+		for _, m := range in.marks {
+			dst = binary.AppendVarint(dst, m.end)
+			dst = f64(dst, m.rows)
+			dst = f64(dst, m.recs)
+		}
 		var js []byte
 		if in.lastAlert != nil {
 			js, _ = json.Marshal(in.lastAlert) // an Alert always encodes
@@ -101,9 +102,14 @@ func (b *Builder) RestoreState(data []byte) error {
 		in.exposure = f64()
 		if v >= 2 {
 			in.detections = int(r.uvarint())
-			in.doneRows, in.doneRecs = f64(), f64()
-			in.segEnd = r.varint()
-			in.segRows, in.segRecs, in.emitted = f64(), f64(), f64()
+			in.emitted = f64()
+			nm := r.uvarint()
+			if nm > maxMarks {
+				return fmt.Errorf("restore alert state: %d exposure marks, at most %d", nm, maxMarks)
+			}
+			for range nm {
+				in.marks = append(in.marks, mark{end: r.varint(), rows: f64(), recs: f64()})
+			}
 			if js := r.bytes(int(r.uvarint())); len(js) > 0 {
 				in.lastAlert = new(Alert)
 				if err := json.Unmarshal(js, in.lastAlert); err != nil {
