@@ -30,6 +30,7 @@ func commands() []command {
 		{"gen", "write synthetic company traffic with optional attacks as native JSONL", runGen},
 		{"config", "config check FILE | config defaults", runConfig},
 		{"state", "state inspect --entity KIND/KEY: one entity's baselines from the state store", runState},
+		{"pseudonym", "pseudonym --record ID | --customer ID: the pseudonym alerts show for an id", runPseudonym},
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/exfilguard/exfilguard/pkg/alerts"
 )
 
 func TestCommandLine(t *testing.T) {
@@ -15,6 +17,10 @@ func TestCommandLine(t *testing.T) {
 garbage
 {"ts":"2026-01-05T10:00:05Z","principal":"alice","object":"public.customers","rows":2}
 `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, []byte("k"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	badCfg := filepath.Join(dir, "bad.yml")
@@ -41,6 +47,10 @@ garbage
 		{name: "config defaults", args: []string{"config", "defaults"}, wantCode: exitOK, wantStdout: "horizons:"},
 		{name: "gen", args: []string{"gen", "--days", "1", "--scale", "0.01"}, wantCode: exitOK, wantStdout: `"principal":`, wantStderr: "gen: "},
 		{name: "gen with labels", args: []string{"gen", "--days", "3", "--scale", "0.01", "--scenarios", "all", "--out", filepath.Join(dir, "g.jsonl"), "--labels", filepath.Join(dir, "l.json")}, wantCode: exitOK, wantStderr: "scenario labels"},
+		{name: "pseudonym of a record", args: []string{"pseudonym", "--pseudonym-key-file", keyFile, "--record", "cust-0000000042"}, wantCode: exitOK,
+			wantStdout: alerts.NewPseudonymizer([]byte("k")).RecordID("cust-0000000042") + "\n"},
+		{name: "pseudonym of a customer", args: []string{"pseudonym", "--pseudonym-key-file", keyFile, "--customer", "cust-42"}, wantCode: exitOK, wantStdout: "customer:"},
+		{name: "pseudonym without key", args: []string{"pseudonym", "--record", "x"}, wantCode: exitUsage, wantStderr: "no pseudonym key"},
 		{name: "gen unknown scenario", args: []string{"gen", "--scenarios", "nope"}, wantCode: exitUsage, wantStderr: "nope"},
 	}
 	for _, tt := range tests {

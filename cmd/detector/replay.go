@@ -55,6 +55,9 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
+	if cfg.Alerts.Samples > 0 && len(key) == 0 {
+		fmt.Fprintf(stderr, "warning: alerts.samples is %d but no pseudonym key is set (--pseudonym-key-file or %s): alerts carry no samples\n", cfg.Alerts.Samples, pseudonymKeyEnv)
+	}
 	in, err := replay.OpenInput(*input)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

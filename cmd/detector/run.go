@@ -54,6 +54,9 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
+	if cfg.Alerts.Samples > 0 && len(key) == 0 {
+		fmt.Fprintf(stderr, "warning: alerts.samples is %d but no pseudonym key is set (--pseudonym-key-file or %s): alerts carry no samples\n", cfg.Alerts.Samples, pseudonymKeyEnv)
+	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	store, err := state.Open(state.Options{Dir: cfg.State.Dir, MemTableBytes: cfg.State.MemTableBytes, BlockCacheBytes: cfg.State.BlockCacheBytes, IndexCacheBytes: cfg.State.IndexCacheBytes, Logger: log})

@@ -1,10 +1,13 @@
 package alerts
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/event"
@@ -275,5 +278,29 @@ func TestExposureSoFarNeverCountsTwice(t *testing.T) {
 		if got := in.rows(); got != s.want {
 			t.Errorf("step %d: exposure so far %v rows, want %v", i, got, s.want)
 		}
+	}
+}
+
+// TestSamplesAreOptInPseudonyms: record samples appear only when
+// alerts.samples asks and a key is set, as keyed pseudonyms an analyst
+// can reproduce from a suspected id with the same key.
+func TestSamplesAreOptInPseudonyms(t *testing.T) {
+	d := det(0, models.SeverityHigh, 500)
+	d.Samples[0], d.Samples[1], d.Samples[2], d.NSamples = xxhash.Sum64String("cust-0000000042"), xxhash.Sum64String("cust-0000000043"), 7, 3
+	key := NewPseudonymizer([]byte("k"))
+	off, _ := build(newB(config.Default().Alerts, key, nil), d)
+	cfg := config.Default().Alerts
+	cfg.Samples = 2
+	unkeyed, _ := build(newB(cfg, nil, nil), d)
+	on, _ := build(newB(cfg, key, nil), d)
+	if off.Samples != nil || unkeyed.Samples != nil {
+		t.Errorf("samples without opt-in or key: %v %v", off.Samples, unkeyed.Samples)
+	}
+	if len(on.Samples) != 2 || on.Samples[0] != key.RecordID("cust-0000000042") || on.Samples[1] != key.RecordID("cust-0000000043") {
+		t.Errorf("samples %v", on.Samples)
+	}
+	js, _ := json.Marshal(on)
+	if strings.Contains(string(js), "cust-") {
+		t.Errorf("a sample leaks the id: %s", js)
 	}
 }
