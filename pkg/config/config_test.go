@@ -34,6 +34,17 @@ func TestLoadFiles(t *testing.T) {
 			`kafka.bad.yml:6: kafka.sasl.password_file: exactly one of password_file and password_env must be set`,
 			`kafka.bad.yml:9: kafka.start_offset: must be "earliest" or "latest", got "newest"`,
 		}},
+		{file: "sinks.good.yml"},
+		{file: "sinks.bad.yml", want: []string{
+			`sinks.bad.yml:4: alerts.sinks[0].type: unknown sink type "smoke-signal"`,
+			`sinks.bad.yml:5: alerts.sinks[1].name: "a" is used by another sink`,
+			`sinks.bad.yml:7: alerts.sinks[1].url: a Slack webhook URL is a secret: use url_file or url_env`,
+			`sinks.bad.yml:8: alerts.sinks[2].secret_file: exactly one of secret_file and secret_env must be set`,
+			`sinks.bad.yml:10: alerts.sinks[2].url: must not carry credentials, got "https://siem.example.com/<redacted>"`,
+			`sinks.bad.yml:11: alerts.sinks[3].urls: must list at least one Alertmanager`,
+			`sinks.bad.yml:13: alerts.sinks[3].format: alertmanager sinks have their own format`,
+			`sinks.bad.yml:14: alerts.sinks[3].rules[0]: unknown rule "distinct_records"`,
+		}},
 		{file: "no_entities.bad.yml", want: []string{"no_entities.bad.yml:2: engine.entities: at least one entity kind must be enabled"}},
 		{file: "entity_ttl.bad.yml", want: []string{
 			`entity_ttl.bad.yml:2: engine.entity_ttl: "5d" must exceed the longest horizon "1w"`,
@@ -139,5 +150,19 @@ func TestEmptyFileIsDefaults(t *testing.T) {
 	}
 	if len(c.Engine.Horizons) != 5 {
 		t.Errorf("horizons = %v", c.Engine.Horizons)
+	}
+}
+
+// TestSinkErrorsHideSecrets: a config error about a URL never repeats the
+// secret in it (a Slack URL's path, credentials in a URL).
+func TestSinkErrorsHideSecrets(t *testing.T) {
+	_, err := Load(filepath.Join("testdata", "sinks.bad.yml"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, secret := range []string{"SECRET", "pw@", "user:"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error repeats %q:\n%v", secret, err)
+		}
 	}
 }
