@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -68,8 +66,7 @@ import (
 // in a row were lost (the detector died with its state); a resolution
 // sets endsAt to now.
 type Alertmanager struct {
-	endpoints []amEndpoint
-	client    *http.Client
+	endpoints []*httpPoster // one per Alertmanager of the HA group
 	now       func() time.Time
 	resend    time.Duration
 	timeout   time.Duration
@@ -90,14 +87,6 @@ type Alertmanager struct {
 	ending map[string]*amFiring
 }
 
-// amEndpoint is one Alertmanager of an HA group.
-type amEndpoint struct {
-	post     string // {url}/api/v2/alerts
-	redacted string
-	// secrets are cut out of error texts: a receiver or a proxy in front
-	// of it may echo the path, and paths are where URLs keep tokens.
-	secrets []string
-}
 
 // amFiring is an open incident as last sent; posted is when Alertmanager
 // last accepted it, kept in memory only (after a restart everything is
@@ -138,15 +127,6 @@ const amMaxPerRequest = 256
 // amMaxObjects bounds the objects listed in a description.
 const amMaxObjects = 10
 
-// Bounds on what is read of a response: enough of an error body to say
-// what Alertmanager objected to (its validation message), and enough of
-// the rest to reuse the connection.
-const (
-	amErrorBody = 200
-	amErrorRead = 4 << 10
-	amDrain     = 64 << 10
-)
-
 // NewAlertmanager returns a sink posting to every URL of cfg: the members
 // of an HA group do not share alerts among themselves (gossip only
 // shares silences and what was notified), so each needs every alert.
@@ -165,11 +145,6 @@ func NewAlertmanager(cfg config.Sink, d Deps) (*Alertmanager, error) {
 	if m.resend <= 0 {
 		m.resend = time.Minute // the config default, for configs built in code
 	}
-	// A redirect would turn the POST into a GET of the alert list, which
-	// answers 200: alerts would be lost while reported delivered.
-	c := *d.HTTP
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	m.client = &c
 	for i, raw := range cfg.URLs {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -181,9 +156,10 @@ func NewAlertmanager(cfg config.Sink, d Deps) (*Alertmanager, error) {
 		// JoinPath keeps a path prefix (an Alertmanager behind a proxy
 		// at /alertmanager/) and the query, and copes with a final "/".
 		post := u.JoinPath("api", "v2", "alerts")
-		ep := amEndpoint{post: post.String(), redacted: config.Redact(raw)}
-		ep.secrets = []string{post.String(), raw, u.String(), post.EscapedPath(), post.Path, u.EscapedPath(), u.Path, u.RawQuery}
-		m.endpoints = append(m.endpoints, ep)
+		// The poster does not follow redirects (one would turn the POST
+		// into a GET of the alert list, which answers 200) and cuts the
+		// paths out of errors: paths are where URLs keep tokens.
+		m.endpoints = append(m.endpoints, newHTTPPoster("alertmanager", post.String(), d.HTTP, raw, u.String(), u.EscapedPath(), u.Path))
 	}
 	return m, nil
 }
@@ -398,7 +374,7 @@ func (m *Alertmanager) post(ctx context.Context, out []amPostable) (retry bool, 
 		var wg sync.WaitGroup
 		for i := range m.endpoints {
 			wg.Go(func() {
-				r, err := m.postOne(ctx, &m.endpoints[i], body, len(chunk))
+				r, err := m.endpoints[i].post(ctx, body, nil)
 				res[i] = result{r, err}
 			})
 		}
@@ -415,69 +391,6 @@ func (m *Alertmanager) post(ctx context.Context, out []amPostable) (retry bool, 
 		}
 	}
 	return false, nil
-}
-
-// postOne posts body to one Alertmanager. 2xx is accepted; a transport
-// error, a timeout, 408, 429 and 5xx may pass; anything else (3xx, other
-// 4xx: Alertmanager's 400 is a validation error) will not.
-func (m *Alertmanager) postOne(ctx context.Context, ep *amEndpoint, body []byte, n int) (retry bool, err error) {
-	what := fmt.Sprintf("post %s to alertmanager %s", amCount(n, "alert"), ep.redacted)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.post, bytes.NewReader(body))
-	if err != nil {
-		// The parse error quotes the URL, which was checked in NewAlertmanager.
-		return false, &amError{msg: what + ": invalid URL"}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "exfilguard")
-	resp, err := m.client.Do(req)
-	if err != nil {
-		// *url.Error prints the full URL; keep only what went wrong.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return true, &amError{msg: amScrub(fmt.Sprintf("%s: %v", what, err), ep.secrets), cause: err}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, amDrain))
-		return false, nil
-	}
-	// More is read than shown, so that an echoed secret is cut out
-	// whole before the text is shortened.
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, amErrorRead))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, amDrain))
-	msg := fmt.Sprintf("%s: status %d", what, resp.StatusCode)
-	if s := strings.TrimSpace(amScrub(strings.ToValidUTF8(string(snippet), ""), ep.secrets)); s != "" {
-		if len(s) > amErrorBody {
-			s = strings.ToValidUTF8(s[:amErrorBody], "") + "…"
-		}
-		msg += fmt.Sprintf(": %q", s)
-	}
-	st := resp.StatusCode
-	return st == http.StatusRequestTimeout || st == http.StatusTooManyRequests || st >= 500, &amError{msg: amScrub(msg, ep.secrets)}
-}
-
-// amError is an error whose text has had the URL's secrets cut out; its
-// cause (a context deadline, a *net.OpError, never a *url.Error) stays
-// reachable for errors.Is and errors.As.
-type amError struct {
-	msg   string
-	cause error
-}
-
-func (e *amError) Error() string { return e.msg }
-func (e *amError) Unwrap() error { return e.cause }
-
-// amScrub replaces each secret in s; values under four bytes ("/", "")
-// are nothing to hide and replacing them would garble the text.
-func amScrub(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 4 {
-			s = strings.ReplaceAll(s, sec, "<redacted>")
-		}
-	}
-	return s
 }
 
 // amLabels is the identity of the incident's alert; see Alertmanager.
