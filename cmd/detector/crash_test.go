@@ -288,6 +288,9 @@ func (h *hookReceiver) twice() int {
 // test fails, the tail of that log is printed.
 func startDetector(t *testing.T, bin, cfgPath, logFile, listen string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
+	if listen == "" {
+		listen = "none"
+	}
 	cmd := exec.Command(bin, "run", "--config", cfgPath, "--listen", listen, "--log-level", "info")
 	stdout := &bytes.Buffer{}
 	cmd.Stdout = stdout

@@ -57,7 +57,10 @@ func TestFloodKeepsMemoryBounded(t *testing.T) {
 	events = nil
 
 	cfgPath := filepath.Join(dir, "config.yml")
-	yml := fmt.Sprintf(`engine:
+	yml := fmt.Sprintf(`http:
+  listen: ""
+  pprof: true
+engine:
   max_entities: %d
 kafka:
   brokers: [%q]
@@ -75,6 +78,9 @@ state:
 		t.Fatal(err)
 	}
 	listen := os.Getenv("EXFILGUARD_FLOOD_LISTEN") // to take profiles while it runs
+	if listen == "" {
+		listen = "none"
+	}
 	cmd := exec.Command(bin, "run", "--config", cfgPath, "--listen", listen, "--log-level", "warn")
 	// The memory limit an operator (or the Helm chart) sets, as a soft
 	// limit for the Go heap.
@@ -103,7 +109,7 @@ state:
 		time.Sleep(50 * time.Millisecond)
 	}
 	hwm := procStatusMiB(t, cmd.Process.Pid, "VmHWM")
-	if listen != "" {
+	if listen != "none" {
 		_ = exec.Command("curl", "-s", "-o", filepath.Join(os.TempDir(), "exfilguard-flood-heap.pb.gz"), "http://"+listen+"/debug/pprof/heap").Run()
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,13 +15,14 @@ import (
 	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/state"
 	"github.com/exfilguard/exfilguard/pkg/stream"
+	"github.com/exfilguard/exfilguard/pkg/telemetry"
 )
 
 func runRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (required)")
-	listen := fs.String("listen", ":8080", "address of /healthz and /readyz; empty: none")
+	listen := fs.String("listen", "", "address of /metrics, /healthz and /readyz, overriding http.listen; \"none\": no server")
 	keyFile := fs.String("pseudonym-key-file", "", "file holding the key for customer pseudonyms (or set "+pseudonymKeyEnv+"); without one, customer ids are redacted")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -73,13 +70,24 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	reg := telemetry.NewRegistry()
+	telemetry.NewConfigStatus(reg).Loaded(true, time.Now())
+	if err := p.Register(reg); err != nil {
+		log.Error("register metrics", "err", err)
+		return exitFailed
+	}
+	addr := cfg.HTTP.Listen
 	if *listen != "" {
-		srv, err := serveHealth(*listen, p, log)
+		addr = *listen
+	}
+	if addr != "" && addr != "none" {
+		srv, bound, err := telemetry.Serve(addr, telemetry.Endpoints{Gatherer: reg, Ready: p.Ready, Pprof: cfg.HTTP.Pprof, Logger: log})
 		if err != nil {
-			log.Error("listen", "addr", *listen, "err", err)
+			log.Error("listen", "addr", addr, "err", err)
 			return exitFailed
 		}
 		defer srv.Close()
+		log.Info("serving metrics and probes", "addr", bound.String(), "pprof", cfg.HTTP.Pprof)
 	}
 	log.Info("detector running", "brokers", cfg.Kafka.Brokers, "group", cfg.Kafka.GroupID, "state", state.Dir(cfg.State.Dir))
 	if err := p.Run(ctx); err != nil {
@@ -91,34 +99,3 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// serveHealth serves /healthz (the process is alive) and /readyz (it is
-// consuming: state restored, in its group, every partition connected).
-// Metrics join them with the telemetry package.
-func serveHealth(addr string, p *stream.Pipeline, log *slog.Logger) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		ok, why := p.Ready()
-		if !ok {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		io.WriteString(w, why+"\n")
-	})
-	// Profiles, for an operator asking where memory or CPU goes; on the
-	// same internal port as the probes, never exposed by the chart.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("health server", "err", err)
-		}
-	}()
-	return srv, nil
-}

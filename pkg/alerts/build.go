@@ -306,3 +306,13 @@ func summary(d *models.Detection, a *Alert) string {
 	}
 	return b.String()
 }
+
+// OpenIncidents counts the open incidents by family and severity, for the
+// metrics.
+func (b *Builder) OpenIncidents() map[[2]string]int {
+	out := map[[2]string]int{}
+	for k, in := range b.inc.open {
+		out[[2]string{k.family.String(), in.severity.String()}]++
+	}
+	return out
+}

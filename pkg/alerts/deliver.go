@@ -496,3 +496,6 @@ func (d *Deliverer) closeSinks() {
 		}
 	}
 }
+
+// StoreSize is the outbox store's LSM and value-log size in bytes.
+func (d *Deliverer) StoreSize() (lsm, vlog int64) { return d.ob.Size() }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -48,6 +49,7 @@ type Outbox struct {
 	ids     map[string]*outboxEntry
 	nextSeq uint64
 	dropped uint64 // entries evicted because the outbox was full
+	closed  atomic.Bool
 }
 
 type outboxEntry struct {
@@ -335,8 +337,18 @@ func (o *Outbox) SaveSinkState(name string, v []byte) error {
 
 // Close syncs and closes the outbox.
 func (o *Outbox) Close() error {
+	o.closed.Store(true)
 	if err := o.db.Close(); err != nil {
 		return fmt.Errorf("close alert outbox: %w", err)
 	}
 	return nil
+}
+
+// Size is the outbox's Badger LSM and value-log size in bytes; 0 once
+// closed (a last scrape may come after).
+func (o *Outbox) Size() (lsm, vlog int64) {
+	if o.closed.Load() {
+		return 0, 0
+	}
+	return o.db.Size()
 }

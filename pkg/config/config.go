@@ -14,6 +14,7 @@ type Config struct {
 	Alerts    Alerts    `yaml:"alerts"`
 	Kafka     Kafka     `yaml:"kafka"`
 	State     State     `yaml:"state"`
+	HTTP      HTTP      `yaml:"http"`
 }
 
 // Input limits what one message may cost before it is rejected.
@@ -264,6 +265,7 @@ func Default() *Config {
 		Input: Input{Format: "native", MaxMessageBytes: 1 << 20, MaxRecordIDs: 4096},
 		Kafka: defaultKafka(),
 		State: defaultState(),
+		HTTP:  defaultHTTP(),
 		Engine: Engine{
 			Horizons:               []Duration{Duration(time.Minute), Duration(15 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour), Duration(7 * 24 * time.Hour)},
 			AllowedLateness:        Duration(time.Minute),

@@ -231,3 +231,29 @@ func (s *State) validate(v *validator) {
 func knownFormat(f string) bool { return f == "native" }
 
 func formatList() string { return `"native"` }
+
+// HTTP is the detector's one HTTP address.
+type HTTP struct {
+	// Listen is the address of /metrics, /healthz, /readyz and
+	// /debug/pprof; empty serves nothing. --listen overrides it.
+	Listen string `yaml:"listen"`
+	// Pprof serves /debug/pprof/ (profiles reveal code paths and cost
+	// CPU while taken; off unless asked for).
+	Pprof bool `yaml:"pprof"`
+	// ReadyMaxLag makes /readyz fail while the consumer lag, summed over
+	// this member's partitions, exceeds this many messages; 0: no bound.
+	ReadyMaxLag int64 `yaml:"ready_max_lag"`
+}
+
+func defaultHTTP() HTTP { return HTTP{Listen: ":8080", ReadyMaxLag: 1_000_000} }
+
+func (h *HTTP) validate(v *validator) {
+	if h.Listen != "" {
+		if c := strings.LastIndexByte(h.Listen, ':'); c < 0 {
+			v.add("http.listen", "must be host:port or :port, got %q", h.Listen)
+		}
+	}
+	if h.ReadyMaxLag < 0 {
+		v.add("http.ready_max_lag", "must not be negative (0 means no bound), got %d", h.ReadyMaxLag)
+	}
+}

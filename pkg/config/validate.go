@@ -44,6 +44,7 @@ func (c *Config) Validate() []*FieldError {
 	c.Alerts.validate(v)
 	c.Kafka.validate(v)
 	c.State.validate(v)
+	c.HTTP.validate(v)
 	return v.errs
 }
 

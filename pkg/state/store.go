@@ -58,6 +58,7 @@ type Store struct {
 	// everything is read as of it.
 	readTs atomic.Uint64
 	log    *slog.Logger
+	closed atomic.Bool
 }
 
 // Open opens or creates the store in opts.Dir.
@@ -182,7 +183,11 @@ func (s *Store) repair() error {
 }
 
 // Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the store; Size answers 0 from then on.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return s.db.Close()
+}
 
 // Checkpointed reports whether the store holds a complete checkpoint.
 func (s *Store) Checkpointed() bool { return s.readTs.Load() != 0 }
@@ -350,3 +355,11 @@ func (b badgerLogger) Infof(f string, a ...any) {
 	b.l.Debug("badger", "msg", strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
 func (b badgerLogger) Debugf(string, ...any) {}
+
+// Size is Badger's LSM and value-log size in bytes (cheap: for metrics).
+func (s *Store) Size() (lsm, vlog int64) {
+	if s.closed.Load() {
+		return 0, 0
+	}
+	return s.db.Size()
+}

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/exfilguard/exfilguard/pkg/event"
 	"github.com/exfilguard/exfilguard/pkg/state"
@@ -25,9 +26,12 @@ type batch struct {
 	part    state.Partition
 	// next is the offset after the last message the batch accounts for,
 	// including messages that were dead-lettered rather than decoded.
-	next   int64
-	n      int
-	events [batchSize]event.Event
+	next int64
+	n    int
+	// fetched is when the reader took the batch for its first message:
+	// processing latency runs from it to the engine's verdict.
+	fetched time.Time
+	events  [batchSize]event.Event
 }
 
 // pool is a fixed set of batches cycling between readers and the shards. Its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -41,6 +42,10 @@ type reader struct {
 	log   *slog.Logger
 	warn  *limiter
 	now   func() time.Time
+	// msgs counts this topic's messages; lag is this partition's high
+	// watermark and position, for the consumer-lag gauge.
+	msgs *atomic.Uint64
+	lag  *partLag
 
 	conn *kafka.Conn
 	// next is the offset of the next message to process; negative before
@@ -175,6 +180,8 @@ func (r *reader) fetch(ctx context.Context) error {
 			return err
 		}
 	}
+	r.lag.hw.Store(b.HighWaterMark())
+	r.lag.next.Store(r.next)
 	err := b.Close()
 	if errors.Is(err, kafka.RequestTimedOut) || (tooLarge && errors.Is(err, io.ErrShortBuffer)) {
 		// RequestTimedOut is kafka-go's word for a fetch that waited
@@ -199,9 +206,10 @@ func (r *reader) message(ctx context.Context, off int64, value []byte) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		r.cur.part, r.cur.n = r.p, 0
+		r.cur.part, r.cur.n, r.cur.fetched = r.p, 0, r.now()
 	}
 	r.m.messages.Add(1)
+	r.msgs.Add(1)
 	var derr error
 	if len(value) > r.limit {
 		derr = &event.DecodeError{Reason: event.ReasonTooLarge, Offset: -1}

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,9 +27,20 @@ type metrics struct {
 	checkpointErr    atomic.Uint64
 	evicted          atomic.Uint64
 	byReason         [16]atomic.Uint64
+	// topics counts messages per configured topic (fixed at New).
+	topics map[string]*atomic.Uint64
+	// Written by shard 0 after every batch (every shard sees every
+	// event, so its numbers are the pipeline's): newest event time, and
+	// the engine's late and future counts.
+	watermark, late, future atomic.Int64
+	// resident is each shard's entities in memory.
+	resident []atomic.Int64
+	// lastCkptOK is the Unix nanoseconds of the last committed checkpoint.
+	lastCkptOK atomic.Int64
 
 	mu        sync.Mutex
 	connected map[state.Partition]bool
+	lags      map[state.Partition]*partLag
 	joined    bool
 	restored  bool
 	lastCkpt  CheckpointInfo
@@ -44,7 +56,40 @@ type CheckpointInfo struct {
 	Evicted  int
 }
 
-func newMetrics() *metrics { return &metrics{connected: map[state.Partition]bool{}} }
+// partLag is one partition's high watermark and next offset, written by
+// its reader after every fetch.
+type partLag struct{ hw, next atomic.Int64 }
+
+func newMetrics(topics []string, shards int) *metrics {
+	m := &metrics{connected: map[state.Partition]bool{}, lags: map[state.Partition]*partLag{},
+		topics: map[string]*atomic.Uint64{}, resident: make([]atomic.Int64, shards)}
+	for _, t := range topics {
+		m.topics[t] = new(atomic.Uint64)
+	}
+	return m
+}
+
+// topic returns the message counter of a topic; a topic not configured
+// (the group cannot assign one) counts into a throwaway.
+func (m *metrics) topic(t string) *atomic.Uint64 {
+	if c, ok := m.topics[t]; ok {
+		return c
+	}
+	return new(atomic.Uint64)
+}
+
+// partLag returns the lag record of a partition, kept while assigned.
+func (m *metrics) partLag(p state.Partition) *partLag {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.lags[p]
+	if !ok {
+		l = &partLag{}
+		l.hw.Store(-1)
+		m.lags[p] = l
+	}
+	return l
+}
 
 func (m *metrics) rejected(r event.Reason) {
 	if int(r) < len(m.byReason) {
@@ -61,9 +106,14 @@ func (m *metrics) setConnected(p state.Partition, ok bool) {
 func (m *metrics) setAssigned(ps []state.Partition, joined bool) {
 	m.mu.Lock()
 	m.connected = map[state.Partition]bool{}
+	lags := map[state.Partition]*partLag{}
 	for _, p := range ps {
 		m.connected[p] = false
+		if l, ok := m.lags[p]; ok {
+			lags[p] = l
+		}
 	}
+	m.lags = lags
 	m.joined = joined
 	m.mu.Unlock()
 }
@@ -107,7 +157,7 @@ func (m *metrics) stats() Stats {
 // ready reports whether the pipeline is doing its job: state restored, a
 // member of its group, and connected to every partition it was assigned.
 // The reason names what is missing, for /readyz.
-func (m *metrics) ready() (bool, string) {
+func (m *metrics) ready(maxLag int64) (bool, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
@@ -119,6 +169,17 @@ func (m *metrics) ready() (bool, string) {
 	for p, ok := range m.connected {
 		if !ok {
 			return false, "partition " + p.String() + " unavailable"
+		}
+	}
+	if maxLag > 0 {
+		var lag int64
+		for _, l := range m.lags {
+			if hw := l.hw.Load(); hw >= 0 {
+				lag += max(hw-l.next.Load(), 0)
+			}
+		}
+		if lag > maxLag {
+			return false, fmt.Sprintf("consumer lag %d messages exceeds http.ready_max_lag %d", lag, maxLag)
 		}
 	}
 	return true, "ok"

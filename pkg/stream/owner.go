@@ -86,6 +86,7 @@ func (s *shard) run(p *Pipeline, wg *sync.WaitGroup) {
 			continue
 		}
 		evicted := s.engine.Evict()
+		p.m.resident[s.i].Store(int64(s.engine.Resident()))
 		if bar.sweep && s.i == 0 {
 			// Stored entities silent past their TTL and not in memory:
 			// every shard would start them afresh; free their space.
@@ -110,6 +111,15 @@ func (s *shard) process(p *Pipeline, b *batch) {
 		p.fail(fmt.Errorf("state store: %w", err))
 	}
 	p.resolve(s)
+	p.m.resident[s.i].Store(int64(s.engine.Resident()))
+	if s.i == 0 {
+		// Every shard sees every event: shard 0's clock and counts are
+		// the pipeline's.
+		st := s.engine.Stats()
+		p.m.watermark.Store(s.engine.Watermark())
+		p.m.late.Store(int64(st.Late))
+		p.m.future.Store(int64(st.Future))
+	}
 	if s.engine.NeedsCheckpoint() {
 		// Over the entity cap with nothing clean to evict: state must be
 		// made durable so that idle entities can leave memory.
@@ -120,6 +130,7 @@ func (s *shard) process(p *Pipeline, b *batch) {
 	}
 	// The last shard done with the batch accounts for it and frees it.
 	n := b.n
+	p.latency.Observe(p.now().Sub(b.fetched).Seconds())
 	p.pool <- b
 	total := p.m.events.Add(uint64(n))
 	if p.processed != nil {
@@ -260,6 +271,8 @@ func (p *Pipeline) checkpoint() error {
 	p.m.evicted.Add(uint64(rep.evicted))
 	info := CheckpointInfo{At: start, Duration: p.now().Sub(start), Entities: bar.cp.Entities, Deleted: bar.cp.Deleted, Bytes: bar.cp.Bytes, Evicted: rep.evicted}
 	p.m.checkpoints.Add(1)
+	p.ckptDuration.Observe(info.Duration.Seconds())
+	p.m.lastCkptOK.Store(p.now().UnixNano())
 	p.m.mu.Lock()
 	p.m.lastCkpt = info
 	p.m.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/exfilguard/exfilguard/pkg/alerts"
@@ -65,10 +66,18 @@ type Pipeline struct {
 	needCkpt atomic.Bool // a shard is over its entity cap with nothing clean
 
 	// The alert builder, fed by every shard's detections, and the
-	// deliverer that takes its alerts to the sinks.
-	alertMu sync.Mutex
-	builder *alerts.Builder
-	deliver *alerts.Deliverer
+	// deliverer that takes its alerts to the sinks; what they raised is
+	// counted under the same lock, for the metrics.
+	alertMu    sync.Mutex
+	builder    *alerts.Builder
+	deliver    *alerts.Deliverer
+	detections map[string]uint64
+	raised     map[alertKey]uint64
+
+	// Histograms observed by the shards and the dispatcher; registered
+	// by Register (see collector.go).
+	latency      prometheus.Histogram
+	ckptDuration prometheus.Histogram
 
 	// Owned by the dispatcher goroutine (see own).
 	ckptFailed error // set by a failed checkpoint: none may follow it
@@ -116,13 +125,22 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	p := &Pipeline{
-		cfg: opts.Config, store: opts.Store, log: log, now: now, dialer: d, m: newMetrics(),
-		builder:   alerts.NewBuilder(opts.Config, opts.Pseudonymizer, now),
-		positions: map[state.Partition]int64{},
-		pool:      newPool(16),
-		in:        make(chan item, 8),
-		durableC:  make(chan struct{}, 1),
-		processed: opts.Processed,
+		cfg: opts.Config, store: opts.Store, log: log, now: now, dialer: d, m: newMetrics(topicNames(opts.Config), max(opts.Config.Engine.Shards, 1)),
+		builder:    alerts.NewBuilder(opts.Config, opts.Pseudonymizer, now),
+		positions:  map[state.Partition]int64{},
+		pool:       newPool(16),
+		in:         make(chan item, 8),
+		durableC:   make(chan struct{}, 1),
+		processed:  opts.Processed,
+		detections: map[string]uint64{}, raised: map[alertKey]uint64{},
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "exfilguard_processing_latency_seconds", Help: "Time from a batch's fetch to the engine's verdict on it.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		ckptDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "exfilguard_checkpoint_duration_seconds", Help: "Time to make one checkpoint durable.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
 	}
 	n := max(opts.Config.Engine.Shards, 1)
 	for i := range n {
@@ -210,7 +228,16 @@ func (p *Pipeline) restore() error {
 func (p *Pipeline) detection(d *models.Detection) {
 	p.alertMu.Lock()
 	defer p.alertMu.Unlock()
-	p.deliver.Submit(p.builder.Build(d)...)
+	p.detections[d.Rule.String()]++
+	p.submit(p.builder.Build(d))
+}
+
+// submit counts and hands alerts to the deliverer; alertMu is held.
+func (p *Pipeline) submit(as []*alerts.Alert) {
+	for _, a := range as {
+		p.raised[alertKey{a.Rule, a.Severity, a.Incident.Status}]++
+	}
+	p.deliver.Submit(as...)
 }
 
 // resolve resolves the incidents of a shard's kinds that its engine's
@@ -220,11 +247,15 @@ func (p *Pipeline) detection(d *models.Detection) {
 func (p *Pipeline) resolve(s *shard) {
 	p.alertMu.Lock()
 	defer p.alertMu.Unlock()
-	p.deliver.Submit(p.builder.Resolve(s.engine.Watermark(), s.owns)...)
+	p.submit(p.builder.Resolve(s.engine.Watermark(), s.owns))
 }
 
 // writeAlert submits an alert the pipeline raises itself.
-func (p *Pipeline) writeAlert(a *alerts.Alert) { p.deliver.Submit(a) }
+func (p *Pipeline) writeAlert(a *alerts.Alert) {
+	p.alertMu.Lock()
+	defer p.alertMu.Unlock()
+	p.submit([]*alerts.Alert{a})
+}
 
 // fail stops the pipeline from the inside, without committing: the
 // restart resumes from the last checkpoint. The first error wins.
@@ -245,7 +276,7 @@ func (p *Pipeline) fail(err error) {
 func (p *Pipeline) Stats() Stats { return p.m.stats() }
 
 // Ready reports whether the pipeline is consuming: for /readyz.
-func (p *Pipeline) Ready() (bool, string) { return p.m.ready() }
+func (p *Pipeline) Ready() (bool, string) { return p.m.ready(p.cfg.HTTP.ReadyMaxLag) }
 
 // Run consumes until ctx ends, then stops fetching, drains, checkpoints
 // and commits within the configured shutdown timeout. It returns nil on a
@@ -388,7 +419,7 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 			r := &reader{
 				p: part, k: &p.cfg.Kafka, dialer: p.dialer, dec: newDecoder(format, &p.cfg.Input, len(assigned)),
 				limit: p.cfg.Input.MaxMessageBytes, pool: p.pool, out: p.in, dl: dl, m: p.m, log: p.log,
-				warn: newLimiter(10*time.Second, p.now), now: p.now,
+				warn: newLimiter(10*time.Second, p.now), now: p.now, msgs: p.m.topic(topic), lag: p.m.partLag(part),
 			}
 			readers.Add(1)
 			gen.Start(func(ctx context.Context) {
@@ -471,4 +502,12 @@ func (p *Pipeline) checkpointNow() error {
 	done := make(chan error, 1)
 	p.in <- item{ckpt: done}
 	return <-done
+}
+
+func topicNames(cfg *config.Config) []string {
+	var out []string
+	for _, t := range cfg.Kafka.Topics {
+		out = append(out, t.Name)
+	}
+	return out
 }
