@@ -62,7 +62,20 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer store.Close()
-	p, err := stream.New(stream.Options{Config: cfg, Store: store, Alerts: stdout, Pseudonymizer: alerts.NewPseudonymizer(key), Logger: log})
+	tracing, err := telemetry.NewTracing(context.Background(), nil)
+	if err != nil {
+		log.Error("tracing", "err", err)
+		return exitUsage
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(ctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	p, err := stream.New(stream.Options{Config: cfg, Store: store, Alerts: stdout, Pseudonymizer: alerts.NewPseudonymizer(key), Logger: log,
+		Tracer: tracing.Tracer(), TraceHeaders: tracing.Enabled})
 	if err != nil {
 		log.Error("start pipeline", "err", err)
 		return exitFailed

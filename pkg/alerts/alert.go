@@ -4,7 +4,11 @@
 // sinks.
 package alerts
 
-import "github.com/exfilguard/exfilguard/pkg/models"
+import (
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/exfilguard/exfilguard/pkg/models"
+)
 
 // Alert is the alert contract of DESIGN.md, one JSON object per line on the
 // stdout and file sinks. Field order is the contract's, and encoding is
@@ -40,6 +44,11 @@ type Alert struct {
 	// Samples are pseudonymised record ids of the triggering request
 	// (keyed HMAC), only when alerts.samples opts in.
 	Samples []string `json:"samples,omitempty"`
+	// TraceID and SpanID name the span of the batch that raised the alert,
+	// when tracing is on: a delivery joins that trace, and an analyst can
+	// go from the alert to the trace.
+	TraceID string `json:"trace_id,omitempty"`
+	SpanID  string `json:"span_id,omitempty"`
 }
 
 // EntityRef names the entity an alert is about.
@@ -88,3 +97,14 @@ const (
 	StatusEscalated = "escalated"
 	StatusResolved  = "resolved"
 )
+
+// spanContext is the remote span context of the batch that raised a, or
+// an invalid one.
+func (a *Alert) spanContext() trace.SpanContext {
+	tid, err1 := trace.TraceIDFromHex(a.TraceID)
+	sid, err2 := trace.SpanIDFromHex(a.SpanID)
+	if err1 != nil || err2 != nil {
+		return trace.SpanContext{}
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
+}

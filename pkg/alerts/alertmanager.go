@@ -87,7 +87,6 @@ type Alertmanager struct {
 	ending map[string]*amFiring
 }
 
-
 // amFiring is an open incident as last sent; posted is when Alertmanager
 // last accepted it, kept in memory only (after a restart everything is
 // due at once).

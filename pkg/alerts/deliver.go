@@ -13,6 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/models"
 )
@@ -34,6 +39,9 @@ type DelivererOptions struct {
 	// NewSink builds a sink; nil means the real one of each type. Tests of
 	// the delivery logic itself may inject faulty sinks.
 	NewSink func(config.Sink, Deps) (Sink, error)
+	// Tracer spans every delivery attempt, as a child of the trace of the
+	// batch that raised its first alert; nil: no tracing.
+	Tracer trace.Tracer
 	// Sleep waits out a backoff; nil means a timer. Tests inject one that
 	// does not wait, so that no test depends on wall-clock time.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -54,6 +62,7 @@ type Deliverer struct {
 	names  []string
 	w      []*worker
 	detect string
+	tracer trace.Tracer
 
 	mu        sync.Mutex
 	queue     []*Alert
@@ -105,12 +114,15 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	if opts.Sleep == nil {
 		opts.Sleep = sleep
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	sinks := opts.Config.Sinks
 	if len(sinks) == 0 {
 		sinks = []config.Sink{DefaultSink()}
 	}
 	d := &Deliverer{
-		cfg: opts.Config, log: opts.Deps.Logger, now: opts.Deps.Now, sleep: opts.Sleep, detect: opts.Detector,
+		cfg: opts.Config, log: opts.Deps.Logger, now: opts.Deps.Now, sleep: opts.Sleep, detect: opts.Detector, tracer: opts.Tracer,
 		round: make(chan struct{}), wakeW: make(chan struct{}, 1), progress: make(chan struct{}, 1),
 	}
 	for i, sc := range sinks {
@@ -295,9 +307,7 @@ func (d *Deliverer) work(w *worker) {
 			}
 			continue
 		}
-		ctx, cancel := context.WithTimeout(d.ctx, w.cfg.Timeout.D())
-		retry, err := w.sink.Notify(ctx, batch...)
-		cancel()
+		retry, err := d.notify(w, batch)
 		if err != nil && retry {
 			if d.ctx.Err() != nil {
 				return
@@ -333,6 +343,38 @@ func (d *Deliverer) work(w *worker) {
 		}
 		d.signal()
 	}
+}
+
+// notify makes one delivery attempt under the sink's timeout, in a span
+// that continues the trace of the batch that raised the first alert and
+// links the others', so a delivery shows up in the trace of its cause.
+func (d *Deliverer) notify(w *worker, batch []*Alert) (bool, error) {
+	ctx := d.ctx
+	var links []trace.Link
+	for i, a := range batch {
+		sc := a.spanContext()
+		if !sc.IsValid() {
+			continue
+		}
+		if i == 0 {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		} else {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	ctx, span := d.tracer.Start(ctx, "deliver alerts", trace.WithSpanKind(trace.SpanKindProducer), trace.WithLinks(links...),
+		trace.WithAttributes(attribute.String("exfilguard.sink.name", w.cfg.Name), attribute.String("exfilguard.sink.type", w.cfg.Type),
+			attribute.Int("exfilguard.alerts", len(batch))))
+	defer span.End()
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout.D())
+	defer cancel()
+	retry, err := w.sink.Notify(ctx, batch...)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "delivery failed")
+		span.SetAttributes(attribute.Bool("exfilguard.retry", retry))
+	}
+	return retry, err
 }
 
 func (d *Deliverer) refresh(w *worker) {

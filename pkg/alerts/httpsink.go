@@ -13,6 +13,8 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/exfilguard/exfilguard/pkg/config"
 )
 
@@ -72,6 +74,9 @@ func (p *httpPoster) post(ctx context.Context, body []byte, header http.Header) 
 		req.Header[k] = vs
 	}
 	req.Header.Set("Content-Type", "application/json")
+	// The delivery's span (when tracing) travels as W3C traceparent, so
+	// a receiver that traces continues the alert's trace.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", "exfilguard")
 	}

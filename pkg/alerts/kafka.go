@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/exfilguard/exfilguard/pkg/config"
 )
@@ -59,7 +61,7 @@ func (s *Kafka) Notify(ctx context.Context, as ...*Alert) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		msgs = append(msgs, kafka.Message{
+		m := kafka.Message{
 			Key:   []byte(a.Incident.ID),
 			Value: v,
 			Headers: []kafka.Header{
@@ -67,7 +69,16 @@ func (s *Kafka) Notify(ctx context.Context, as ...*Alert) (bool, error) {
 				{Key: HeaderStatus, Value: []byte(a.Incident.Status)},
 				{Key: HeaderSeverity, Value: []byte(a.Severity)},
 			},
-		})
+		}
+		// Each record carries its own alert's trace as W3C traceparent.
+		if sc := a.spanContext(); sc.IsValid() {
+			h := propagation.MapCarrier{}
+			propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(ctx, sc), h)
+			for k, v := range h {
+				m.Headers = append(m.Headers, kafka.Header{Key: k, Value: []byte(v)})
+			}
+		}
+		msgs = append(msgs, m)
 	}
 	if err := s.w.WriteMessages(ctx, msgs...); err != nil {
 		return !kafkaPermanent(err), fmt.Errorf("write alerts to kafka topic %s: %w", s.w.Topic, err)

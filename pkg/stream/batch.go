@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/exfilguard/exfilguard/pkg/event"
 	"github.com/exfilguard/exfilguard/pkg/state"
 )
@@ -31,7 +33,12 @@ type batch struct {
 	// fetched is when the reader took the batch for its first message:
 	// processing latency runs from it to the engine's verdict.
 	fetched time.Time
-	events  [batchSize]event.Event
+	// fetch is the span context of the fetch that filled the batch;
+	// span is its "process batch" span, started by the dispatcher and
+	// ended by the last shard done.
+	fetch  trace.SpanContext
+	span   trace.Span
+	events [batchSize]event.Event
 }
 
 // pool is a fixed set of batches cycling between readers and the shards. Its

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/event"
@@ -46,6 +51,12 @@ type reader struct {
 	// watermark and position, for the consumer-lag gauge.
 	msgs *atomic.Uint64
 	lag  *partLag
+	// tracer spans every fetch; with headers, each message's W3C trace
+	// context (a producer's) becomes a link of the fetch span. Reading
+	// headers costs an allocation per message, so only when tracing.
+	tracer  trace.Tracer
+	headers bool
+	span    trace.Span // the current fetch's
 
 	conn *kafka.Conn
 	// next is the offset of the next message to process; negative before
@@ -161,8 +172,18 @@ func (r *reader) fetch(ctx context.Context) error {
 		return err
 	}
 	b := c.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: r.k.FetchMaxBytes, MaxWait: wait})
+	_, r.span = r.tracer.Start(ctx, "fetch batch", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.destination.name", r.p.Topic), attribute.Int("messaging.destination.partition.id", r.p.Partition)))
+	defer r.span.End()
+	first := r.next
 	var tooLarge bool
-	for {
+	if r.headers {
+		if err := r.readTraced(ctx, b); err != nil {
+			b.Close()
+			return err
+		}
+	}
+	for !r.headers {
 		n, err := b.Read(r.buf)
 		if errors.Is(err, io.ErrShortBuffer) {
 			tooLarge = true
@@ -182,6 +203,7 @@ func (r *reader) fetch(ctx context.Context) error {
 	}
 	r.lag.hw.Store(b.HighWaterMark())
 	r.lag.next.Store(r.next)
+	r.span.SetAttributes(attribute.Int64("messaging.batch.message_count", r.next-first))
 	err := b.Close()
 	if errors.Is(err, kafka.RequestTimedOut) || (tooLarge && errors.Is(err, io.ErrShortBuffer)) {
 		// RequestTimedOut is kafka-go's word for a fetch that waited
@@ -198,6 +220,56 @@ func (r *reader) fetch(ctx context.Context) error {
 	return r.flush(ctx)
 }
 
+// maxLinks bounds the producer contexts linked from one fetch span.
+const maxLinks = 32
+
+// readTraced reads a fetch with ReadMessage, which gives the headers: a
+// message's W3C traceparent links the fetch span to its producer's trace.
+func (r *reader) readTraced(ctx context.Context, b *kafka.Batch) error {
+	var linked []trace.TraceID
+	for {
+		msg, err := b.ReadMessage()
+		if err != nil {
+			return nil // the cause, if any, is b.Close's
+		}
+		if msg.Offset < r.next {
+			continue
+		}
+		if len(linked) < maxLinks {
+			sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, headerCarrier(msg.Headers)))
+			if sc.IsValid() && !slices.Contains(linked, sc.TraceID()) {
+				linked = append(linked, sc.TraceID())
+				r.span.AddLink(trace.Link{SpanContext: sc})
+			}
+		}
+		if err := r.message(ctx, msg.Offset, msg.Value); err != nil {
+			return err
+		}
+	}
+}
+
+// headerCarrier reads W3C trace context from Kafka headers.
+type headerCarrier []kafka.Header
+
+func (h headerCarrier) Get(key string) string {
+	for _, x := range h {
+		if strings.EqualFold(x.Key, key) {
+			return string(x.Value)
+		}
+	}
+	return ""
+}
+
+func (h headerCarrier) Set(string, string) {}
+
+func (h headerCarrier) Keys() []string {
+	out := make([]string, len(h))
+	for i, x := range h {
+		out[i] = x.Key
+	}
+	return out
+}
+
 // message decodes one message into the current batch, or dead-letters it.
 func (r *reader) message(ctx context.Context, off int64, value []byte) error {
 	if r.cur == nil {
@@ -206,7 +278,7 @@ func (r *reader) message(ctx context.Context, off int64, value []byte) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		r.cur.part, r.cur.n, r.cur.fetched = r.p, 0, r.now()
+		r.cur.part, r.cur.n, r.cur.fetched, r.cur.fetch = r.p, 0, r.now(), r.span.SpanContext()
 	}
 	r.m.messages.Add(1)
 	r.msgs.Add(1)

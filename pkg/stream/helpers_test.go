@@ -61,7 +61,7 @@ type running struct {
 
 // start runs a pipeline on cfg until stop; reached closes once it has
 // processed want events in total during this run.
-func start(t testing.TB, cfg *config.Config, want uint64) *running {
+func start(t testing.TB, cfg *config.Config, want uint64, extra ...func(*Options)) *running {
 	t.Helper()
 	store, err := state.Open(state.Options{Dir: cfg.State.Dir, MemTableBytes: cfg.State.MemTableBytes, BlockCacheBytes: 1 << 20, IndexCacheBytes: 1 << 20})
 	if err != nil {
@@ -69,12 +69,16 @@ func start(t testing.TB, cfg *config.Config, want uint64) *running {
 	}
 	r := &running{store: store, alerts: &bytes.Buffer{}, done: make(chan error, 1), reached: make(chan struct{})}
 	var once sync.Once
-	p, err := New(Options{Config: cfg, Store: store, Alerts: r.alerts, Logger: testLogger(t),
+	opts := Options{Config: cfg, Store: store, Alerts: r.alerts, Logger: testLogger(t),
 		Processed: func(n uint64) {
 			if n >= want {
 				once.Do(func() { close(r.reached) })
 			}
-		}})
+		}}
+	for _, f := range extra {
+		f(&opts)
+	}
+	p, err := New(opts)
 	if err != nil {
 		store.Close()
 		t.Fatal(err)

@@ -9,6 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/exfilguard/exfilguard/pkg/models"
 	"github.com/exfilguard/exfilguard/pkg/state"
 )
@@ -25,6 +29,9 @@ type shard struct {
 	engine *models.Engine
 	in     chan shardItem
 	kinds  []models.Kind
+	// span is the "process batch" span of the batch being processed:
+	// the alerts it raises carry it.
+	span trace.SpanContext
 }
 
 // owns reports whether the shard's engine keeps entities of kind k.
@@ -101,6 +108,7 @@ func (s *shard) run(p *Pipeline, wg *sync.WaitGroup) {
 }
 
 func (s *shard) process(p *Pipeline, b *batch) {
+	s.span = b.span.SpanContext()
 	for i := range b.n {
 		s.engine.Process(&b.events[i])
 	}
@@ -131,6 +139,7 @@ func (s *shard) process(p *Pipeline, b *batch) {
 	// The last shard done with the batch accounts for it and frees it.
 	n := b.n
 	p.latency.Observe(p.now().Sub(b.fetched).Seconds())
+	b.span.End()
 	p.pool <- b
 	total := p.m.events.Add(uint64(n))
 	if p.processed != nil {
@@ -179,6 +188,8 @@ func (p *Pipeline) dispatch(b *batch) {
 	p.positions[b.part] = b.next
 	p.sinceCkpt += b.n
 	b.pending.Store(int32(len(p.shards)))
+	_, b.span = p.tracer.Start(trace.ContextWithSpanContext(context.Background(), b.fetch), "process batch",
+		trace.WithAttributes(attribute.Int("exfilguard.events", b.n), attribute.Int("exfilguard.shards", len(p.shards))))
 	for _, s := range p.shards {
 		s.in <- shardItem{b: b}
 	}
@@ -218,6 +229,8 @@ func (p *Pipeline) checkpoint() error {
 	start := p.now()
 	p.lastCkpt = start
 	p.needCkpt.Store(false)
+	_, span := p.tracer.Start(context.Background(), "checkpoint")
+	defer span.End()
 	n := len(p.shards)
 	bar := &barrier{cp: p.store.Begin(), sweep: (p.m.checkpoints.Load()+1)%sweepEvery == 0,
 		done: make(chan error, n), commit: make(chan bool, n), report: make(chan shardReport, n)}
@@ -254,6 +267,8 @@ func (p *Pipeline) checkpoint() error {
 		bar.commit <- ok
 	}
 	if !ok {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "checkpoint failed")
 		bar.cp.Abort()
 		p.ckptFailed = err
 		p.m.checkpointErr.Add(1)
@@ -270,6 +285,8 @@ func (p *Pipeline) checkpoint() error {
 	p.sinceCkpt = 0
 	p.m.evicted.Add(uint64(rep.evicted))
 	info := CheckpointInfo{At: start, Duration: p.now().Sub(start), Entities: bar.cp.Entities, Deleted: bar.cp.Deleted, Bytes: bar.cp.Bytes, Evicted: rep.evicted}
+	span.SetAttributes(attribute.Int("exfilguard.entities_written", info.Entities), attribute.Int64("exfilguard.bytes", info.Bytes),
+		attribute.Int("exfilguard.evicted", info.Evicted))
 	p.m.checkpoints.Add(1)
 	p.ckptDuration.Observe(info.Duration.Seconds())
 	p.m.lastCkptOK.Store(p.now().UnixNano())

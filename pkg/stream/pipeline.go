@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/exfilguard/exfilguard/pkg/alerts"
 	"github.com/exfilguard/exfilguard/pkg/config"
@@ -37,6 +39,11 @@ type Options struct {
 	// alert is durable there before the offsets of its events are
 	// committed.
 	Alerts io.Writer
+	// Tracer spans fetches, batches, checkpoints and deliveries; nil: no
+	// tracing. TraceHeaders reads each message's W3C trace context (an
+	// allocation per message): set it when spans are exported.
+	Tracer       trace.Tracer
+	TraceHeaders bool
 	// Sink builds a sink; nil means the real one of each type.
 	Sink          func(config.Sink, alerts.Deps) (alerts.Sink, error)
 	Pseudonymizer *alerts.Pseudonymizer
@@ -60,6 +67,9 @@ type Pipeline struct {
 	now    func() time.Time
 	dialer *kafka.Dialer
 	m      *metrics
+	tracer trace.Tracer
+	// headers: read message headers for trace context.
+	headers bool
 
 	// The engine shards, each run by its own goroutine (see owner.go).
 	shards   []*shard
@@ -124,6 +134,10 @@ func New(opts Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	tracer := opts.Tracer
+	if tracer == nil {
+		tracer = noop.NewTracerProvider().Tracer("")
+	}
 	p := &Pipeline{
 		cfg: opts.Config, store: opts.Store, log: log, now: now, dialer: d, m: newMetrics(topicNames(opts.Config), max(opts.Config.Engine.Shards, 1)),
 		builder:    alerts.NewBuilder(opts.Config, opts.Pseudonymizer, now),
@@ -132,6 +146,8 @@ func New(opts Options) (*Pipeline, error) {
 		in:         make(chan item, 8),
 		durableC:   make(chan struct{}, 1),
 		processed:  opts.Processed,
+		tracer:     tracer,
+		headers:    opts.TraceHeaders,
 		detections: map[string]uint64{}, raised: map[alertKey]uint64{},
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "exfilguard_processing_latency_seconds", Help: "Time from a batch's fetch to the engine's verdict on it.",
@@ -149,11 +165,12 @@ func New(opts Options) (*Pipeline, error) {
 		if sc.Engine.MaxEntities > 0 {
 			sc.Engine.MaxEntities = (sc.Engine.MaxEntities + n - 1) / n
 		}
-		e, err := models.NewShard(&sc, p.detection, i, n)
+		s := &shard{i: i, in: make(chan shardItem, 8), kinds: models.ShardKinds(opts.Config, n)[i]}
+		s.engine, err = models.NewShard(&sc, func(d *models.Detection) { p.detection(s, d) }, i, n)
 		if err != nil {
 			return nil, err
 		}
-		p.shards = append(p.shards, &shard{i: i, engine: e, in: make(chan shardItem, 8), kinds: models.ShardKinds(opts.Config, n)[i]})
+		p.shards = append(p.shards, s)
 	}
 	if err := p.restore(); err != nil {
 		return nil, err
@@ -163,6 +180,7 @@ func New(opts Options) (*Pipeline, error) {
 		Dir:      filepath.Join(opts.Config.State.Dir, "outbox"),
 		Detector: opts.Config.Kafka.GroupID,
 		NewSink:  opts.Sink,
+		Tracer:   tracer,
 		Deps: alerts.Deps{Now: now, Stdout: opts.Alerts, Logger: log.With("component", "alerts"),
 			KafkaBrokers: opts.Config.Kafka.Brokers, KafkaDialer: d},
 	})
@@ -225,17 +243,21 @@ func (p *Pipeline) restore() error {
 // detection turns a detection into alerts. It runs on the shard that
 // raised it; shards take turns on the builder. Detections are rare next
 // to events, so the lock is cheap.
-func (p *Pipeline) detection(d *models.Detection) {
+func (p *Pipeline) detection(s *shard, d *models.Detection) {
 	p.alertMu.Lock()
 	defer p.alertMu.Unlock()
 	p.detections[d.Rule.String()]++
-	p.submit(p.builder.Build(d))
+	p.submit(p.builder.Build(d), s.span)
 }
 
-// submit counts and hands alerts to the deliverer; alertMu is held.
-func (p *Pipeline) submit(as []*alerts.Alert) {
+// submit counts and hands alerts to the deliverer, stamped with the span
+// of the batch that raised them; alertMu is held.
+func (p *Pipeline) submit(as []*alerts.Alert, sc trace.SpanContext) {
 	for _, a := range as {
 		p.raised[alertKey{a.Rule, a.Severity, a.Incident.Status}]++
+		if sc.IsValid() {
+			a.TraceID, a.SpanID = sc.TraceID().String(), sc.SpanID().String()
+		}
 	}
 	p.deliver.Submit(as...)
 }
@@ -247,14 +269,14 @@ func (p *Pipeline) submit(as []*alerts.Alert) {
 func (p *Pipeline) resolve(s *shard) {
 	p.alertMu.Lock()
 	defer p.alertMu.Unlock()
-	p.submit(p.builder.Resolve(s.engine.Watermark(), s.owns))
+	p.submit(p.builder.Resolve(s.engine.Watermark(), s.owns), s.span)
 }
 
 // writeAlert submits an alert the pipeline raises itself.
 func (p *Pipeline) writeAlert(a *alerts.Alert) {
 	p.alertMu.Lock()
 	defer p.alertMu.Unlock()
-	p.submit([]*alerts.Alert{a})
+	p.submit([]*alerts.Alert{a}, trace.SpanContext{})
 }
 
 // fail stops the pipeline from the inside, without committing: the
@@ -420,6 +442,7 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 				p: part, k: &p.cfg.Kafka, dialer: p.dialer, dec: newDecoder(format, &p.cfg.Input, len(assigned)),
 				limit: p.cfg.Input.MaxMessageBytes, pool: p.pool, out: p.in, dl: dl, m: p.m, log: p.log,
 				warn: newLimiter(10*time.Second, p.now), now: p.now, msgs: p.m.topic(topic), lag: p.m.partLag(part),
+				tracer: p.tracer, headers: p.headers,
 			}
 			readers.Add(1)
 			gen.Start(func(ctx context.Context) {
