@@ -87,8 +87,12 @@ func promtool(t *testing.T) string {
 	if p := os.Getenv("EXFILGUARD_PROMTOOL"); p != "" {
 		return p
 	}
-	home, _ := os.UserHomeDir()
-	p := filepath.Join(home, ".cache", "exfilguard", "bin", "promtool-v0.316.0")
+	cache := os.Getenv("EXFILGUARD_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "exfilguard")
+	}
+	p := filepath.Join(cache, "bin", "promtool-v0.316.0")
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
