@@ -91,6 +91,8 @@ type worker struct {
 	raised                              bool // a sink-failing alert is open
 	failingSince                        time.Time
 	selfIncident                        string
+	lastRefusalLog                      time.Time
+	refusedSince                        int // refusals not logged yet
 }
 
 // SinkStats are one sink's delivery counters.
@@ -326,7 +328,13 @@ func (d *Deliverer) work(w *worker) {
 		if err != nil {
 			w.failed.Add(1)
 			w.dropped.Add(uint64(len(batch)))
-			d.log.Warn("alert refused by sink for good: dropped for this sink", "sink", w.cfg.Name, "alerts", len(batch), "err", err)
+			// A misconfigured receiver refuses every alert: say so once a
+			// minute, with how many, not once per alert.
+			w.refusedSince += len(batch)
+			if now := d.now(); now.Sub(w.lastRefusalLog) >= time.Minute {
+				d.log.Warn("alert refused by sink for good: dropped for this sink", "sink", w.cfg.Name, "alerts", w.refusedSince, "err", err)
+				w.lastRefusalLog, w.refusedSince = now, 0
+			}
 		} else {
 			w.delivered.Add(uint64(len(batch)))
 			d.recovered(w)

@@ -132,6 +132,7 @@ func (s *Store) Sweep(forgotten func(last int64) bool) (int, error) {
 		return 0, nil
 	}
 	var stale [][]byte
+	seen := 0
 	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntity}, PrefetchValues: false})
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -148,12 +149,14 @@ func (s *Store) Sweep(forgotten func(last int64) bool) (int, error) {
 			txn.Discard()
 			return 0, fmt.Errorf("sweep entities: %w", err)
 		}
+		seen++
 		if forgotten(last) {
 			stale = append(stale, item.KeyCopy(nil))
 		}
 	}
 	it.Close()
 	txn.Discard()
+	s.stored.Store(int64(seen - len(stale)))
 	if len(stale) == 0 {
 		return 0, nil
 	}

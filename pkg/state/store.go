@@ -59,6 +59,9 @@ type Store struct {
 	readTs atomic.Uint64
 	log    *slog.Logger
 	closed atomic.Bool
+	// stored is the number of stored entities as of the last count: at
+	// open (CountEntities) and at every sweep; -1 before the first.
+	stored atomic.Int64
 }
 
 // Open opens or creates the store in opts.Dir.
@@ -107,6 +110,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open state %s: %w", opts.Dir, err)
 	}
 	s := &Store{db: db, log: log}
+	s.stored.Store(-1)
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, err
@@ -362,4 +366,19 @@ func (s *Store) Size() (lsm, vlog int64) {
 		return 0, 0
 	}
 	return s.db.Size()
+}
+
+// Stored is the number of stored entities as of the last CountEntities or
+// Sweep, or -1 if never counted: a full count reads every key, so it is
+// not kept exact between sweeps.
+func (s *Store) Stored() int64 { return s.stored.Load() }
+
+// CountEntities counts the stored entities (a key scan) for Stored.
+func (s *Store) CountEntities() error {
+	st, err := s.Stats()
+	if err != nil {
+		return err
+	}
+	s.stored.Store(int64(st.Entities))
+	return nil
 }

@@ -146,6 +146,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		resident += m.resident[i].Load()
 	}
 	gauge(c.entities, float64(resident), "memory")
+	if n := p.store.Stored(); n >= 0 {
+		gauge(c.entities, float64(n), "store")
+	}
 	counter(c.evictions, float64(m.evicted.Load()))
 	counter(c.checkpoints, float64(m.checkpoints.Load()))
 	counter(c.ckptFail, float64(m.checkpointErr.Load()))

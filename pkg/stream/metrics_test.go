@@ -183,6 +183,9 @@ func TestMetricsOverHTTP(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want > 0", name, v, ok)
 		}
 	}
+	if _, ok := value(fams, "exfilguard_entities", "where", "store"); !ok {
+		t.Error("no count of stored entities")
+	}
 	for _, store := range []string{"state", "outbox"} {
 		_, lsm := value(fams, "exfilguard_badger_lsm_bytes", "store", store)
 		_, vlog := value(fams, "exfilguard_badger_vlog_bytes", "store", store)

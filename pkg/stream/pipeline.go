@@ -225,6 +225,9 @@ func (p *Pipeline) restore() error {
 	if err := p.builder.RestoreState(al); err != nil {
 		return err
 	}
+	if err := p.store.CountEntities(); err != nil {
+		return err
+	}
 	pos, err := p.store.Positions()
 	if err != nil {
 		return err
