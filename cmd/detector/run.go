@@ -111,4 +111,3 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	log.Info("detector stopped", "messages", st.Messages, "events", st.Events, "dead_lettered", st.DeadLettered, "checkpoints", st.Checkpoints)
 	return exitOK
 }
-
