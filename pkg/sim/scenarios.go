@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,15 @@ var scenarios = []struct {
 	{"huge_export", buildHugeExport},
 	{"scraper_key", buildScraperKey},
 	{"denied_probe", buildDeniedProbe},
+	{"distributed_leak", buildDistributedLeak},
+}
+
+// recordScenarios are the scenarios whose events name the customer
+// records they read (record ids): their exposure is counted in distinct
+// records; the others' (database dumps without ids) in rows.
+var recordScenarios = map[string]bool{
+	"forged_token_crawl": true, "slow_insider": true, "service_new_table": true,
+	"scraper_key": true, "distributed_leak": true,
 }
 
 func scenarioByName(name string) func(*builder) {
@@ -53,8 +63,12 @@ func (b *builder) label(kind, entity string, start, end int64, format string, ar
 	}
 	start = max(start, b.w.start)
 	end = min(max(end, start), b.w.end)
+	unit := "rows"
+	if recordScenarios[b.name] {
+		unit = "records"
+	}
 	b.g.labels = append(b.g.labels, Label{
-		Scenario: b.name, EntityKind: kind, Entity: entity,
+		Scenario: b.name, EntityKind: kind, Entity: entity, Unit: unit,
 		Start: time.UnixMilli(start).UTC(), End: time.UnixMilli(end).UTC(),
 		Description: fmt.Sprintf(format, args...),
 	})
@@ -543,4 +557,81 @@ func buildDeniedProbe(b *builder) {
 		a.id.principal, n, (s.last()-s.first())/msMinute, denied)
 	b.label(KindPrincipal, string(a.id.principal), s.first(), s.last()+1, "%s", desc)
 	b.label(KindCredential, a.id.cred, s.first(), s.last()+1, "%s", desc)
+}
+
+// distributed_leak: several customer-service accounts each leak a little
+// at once. Malware on a shared jump host (one never-seen address) drives
+// 5-8 day-shift agents' sessions on one weekday afternoon: each reads
+// 40-70 pages of 10-30 customer records over about three hours, a few
+// hundred to two thousand records each, inside their working hours and
+// with their own client, so no single account reads much more than a busy
+// agent. Together they read several thousand records from one address.
+type leaker struct {
+	id   ident
+	sess uint64
+	r    *rand.Rand
+	w    *world
+	ts   []int64
+	i    int
+	ids  []uint64
+}
+
+func (l *leaker) step(e *event, t int64) int64 {
+	r := l.r
+	l.id.fill(e)
+	e.sess = l.sess
+	e.object = "public.customers"
+	e.rows = int64(10 + r.IntN(21))
+	l.ids = l.ids[:0]
+	for range e.rows {
+		l.ids = append(l.ids, l.w.cust(r))
+	}
+	e.ids = l.ids
+	e.bytes = bytesFor(r, e.rows)
+	l.i++
+	if l.i < len(l.ts) {
+		return l.ts[l.i]
+	}
+	return never
+}
+
+func buildDistributedLeak(b *builder) {
+	r := b.r
+	ip := ipv4(198, 19, 248, byte(10+r.IntN(240)))
+	var c []*worker
+	for _, a := range b.pop.agents {
+		if stable(a) && a.sch.weekdays == monFri && !a.vpn {
+			c = append(c, a)
+		}
+	}
+	if len(c) == 0 {
+		c = b.pop.agents
+	}
+	k := min(5+r.IntN(4), len(c))
+	day := b.dayAt(3.0/4, true)
+	start := b.at(day, 13*msHour+uniMs(r, 0, 30*msMinute))
+	end := start
+	var names []string
+	total := 0
+	for _, i := range r.Perm(len(c))[:k] {
+		a := c[i]
+		l := &leaker{id: a.id, sess: r.Uint64(), r: r, w: b.w}
+		l.id.ip = ip
+		t := start + uniMs(r, 0, 20*msMinute)
+		pages := 40 + r.IntN(31)
+		for range pages {
+			l.ts = append(l.ts, t)
+			t += uniMs(r, 90*msSecond, 4*msMinute)
+		}
+		total += pages * 20
+		end = max(end, l.ts[len(l.ts)-1]+1)
+		b.add(l, l.ts[0])
+		names = append(names, string(a.id.principal))
+	}
+	desc := fmt.Sprintf("%d customer-service accounts (%s) each read 40-70 pages of 10-30 customer records in one afternoon through one never-seen address %s, about %d records in all",
+		k, strings.Join(names, ", "), ip, total)
+	for _, n := range names {
+		b.label(KindPrincipal, n, start, end, "%s", desc)
+	}
+	b.label(KindSourceNet, netOf(ip), start, end, "%s", desc)
 }

@@ -44,6 +44,10 @@ type Label struct {
 	Entity string
 	// Start and End bound the attack activity [Start, End).
 	Start, End time.Time
+	// Unit is what the attack's exposure is counted in: "records"
+	// (distinct customer records, where its events carry record ids) or
+	// "rows" (database reads that name none).
+	Unit string
 	// Description says what happens, with the numbers, in plain words.
 	Description string
 }
