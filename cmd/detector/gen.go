@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,8 +14,8 @@ import (
 )
 
 // runGen writes synthetic company traffic (pkg/sim) as native JSONL, with
-// optional attack scenarios and their ground-truth labels. Kafka output
-// comes with the pipeline; until then it writes files or stdout.
+// optional attack scenarios and their ground-truth labels, to a file,
+// stdout, or a Kafka topic (keyed by principal, as a shipper should).
 func runGen(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -22,10 +23,10 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	seed := fs.Int64("seed", 1, "seed: the same seed gives the same traffic")
 	scale := fs.Float64("scale", 1, "multiplies the company's size (1 is ~360k events a day)")
 	scenarios := fs.String("scenarios", "", "comma-separated attack scenarios, or \"all\" ("+strings.Join(sim.ScenarioNames(), ", ")+")")
-	out := fs.String("out", "-", "output file, - for stdout")
+	out := fs.String("out", "-", "output file, - for stdout, or kafka://HOST:PORT[,HOST:PORT]/TOPIC")
 	labels := fs.String("labels", "", "write the attacks' ground truth as JSON to this file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: detector gen [--days N] [--seed S] [--scale X] [--scenarios a,b|all] [--out FILE|-] [--labels FILE]")
+		fmt.Fprintln(stderr, "usage: detector gen [--days N] [--seed S] [--scale X] [--scenarios a,b|all] [--out FILE|-|kafka://HOST:PORT/TOPIC] [--labels FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
@@ -44,20 +45,20 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gen:", err)
 		return exitUsage
 	}
-	w := stdout
-	if *out != "-" {
-		f, err := os.Create(*out)
+	start := time.Now()
+	var n int
+	if strings.HasPrefix(*out, "kafka://") {
+		brokers, topic, err := parseKafkaURL(*out)
 		if err != nil {
+			fmt.Fprintln(stderr, "gen: --out:", err)
+			return exitUsage
+		}
+		if n, err = genToKafka(g, brokers, topic); err != nil {
 			fmt.Fprintln(stderr, "gen:", err)
 			return exitFailed
 		}
-		defer f.Close()
-		w = f
-	}
-	start := time.Now()
-	n, err := sim.WriteJSONL(w, opts)
-	if err != nil {
-		fmt.Fprintln(stderr, "gen: write:", err)
+	} else if n, err = genToFile(*out, stdout, opts); err != nil {
+		fmt.Fprintln(stderr, "gen:", err)
 		return exitFailed
 	}
 	if *labels != "" {
@@ -72,4 +73,41 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "gen: %d events, %d days, %d scenario labels (%.1fs)\n", n, *days, len(g.Labels()), time.Since(start).Seconds())
 	return exitOK
+}
+
+// genToFile writes the traffic to path ("-": w).
+func genToFile(path string, w io.Writer, opts sim.Options) (int, error) {
+	if path != "-" {
+		f, err := os.Create(path)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		w = f
+	}
+	n, err := sim.WriteJSONL(w, opts)
+	if err != nil {
+		return n, fmt.Errorf("write: %w", err)
+	}
+	return n, nil
+}
+
+// genToKafka produces the traffic to a topic, keyed by principal.
+func genToKafka(g *sim.Generator, brokers []string, topic string) (int, error) {
+	ctx := context.Background()
+	p := newProducer(brokers, topic)
+	defer p.close()
+	var buf []byte
+	n := 0
+	for {
+		var ok bool
+		if buf, ok = g.Next(buf[:0]); !ok {
+			break
+		}
+		if err := p.add(ctx, buf); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, p.flush(ctx)
 }

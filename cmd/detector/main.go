@@ -25,6 +25,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"demo", "the real pipeline on an embedded broker and a synthetic company with attacks; no services needed", runDemo},
 		{"run", "consume Kafka with durable state; alerts as JSONL on stdout", runRun},
 		{"replay", "run the engine over recorded logs in event time; alerts as JSONL on stdout", runReplay},
 		{"gen", "write synthetic company traffic with optional attacks as native JSONL", runGen},

@@ -250,6 +250,9 @@ func (d *Deliverer) signal() {
 	}
 }
 
+// Idle reports that nothing is queued, unpersisted or undelivered.
+func (d *Deliverer) Idle() bool { return d.idle() }
+
 // idle reports that nothing is queued, unpersisted or undelivered.
 func (d *Deliverer) idle() bool {
 	d.mu.Lock()

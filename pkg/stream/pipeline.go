@@ -297,6 +297,11 @@ func (p *Pipeline) fail(err error) {
 	}
 }
 
+// AlertsDelivered reports that every alert raised so far has been taken
+// by every sink (or refused for good): nothing is queued or in the
+// outbox. For tools that wait for the alerts of a known input.
+func (p *Pipeline) AlertsDelivered() bool { return p.deliver.Idle() }
+
 // Stats returns what the pipeline did so far; safe from any goroutine.
 func (p *Pipeline) Stats() Stats { return p.m.stats() }
 
