@@ -72,9 +72,13 @@ func isTerminal(w io.Writer) bool {
 type demo struct {
 	out   io.Writer
 	color bool
-	mu    sync.Mutex // the scorer and the terminal
-	sc    *eval.Scorer
-	shown atomic.Int64
+	// live is set once the live phase starts; before, only high and
+	// critical alerts print (warm-up and history noise is counted).
+	live   atomic.Bool
+	hidden atomic.Int64
+	mu     sync.Mutex // the scorer and the terminal
+	sc     *eval.Scorer
+	shown  atomic.Int64
 }
 
 const demoTopic = "audit"
@@ -161,8 +165,12 @@ func (d *demo) run(ctx context.Context, seed int64, days int, scale float64, liv
 	d.printf("A synthetic company, %d days of database and API access (seed %d), %d attacks hidden in its last days.\n", days, seed, len(sim.ScenarioNames()))
 	d.printf("Embedded Kafka-protocol broker %s, topic %q keyed by principal; the real pipeline with state in %s.\n", cfg.Kafka.Brokers[0], demoTopic, dir)
 	d.printf("Metrics: http://%s/metrics   Readiness: http://%s/readyz\n", addr, addr)
-	d.printf("History up to %s at full speed, then live, %s of event time in %s.\n\n", liveFrom.Format("Jan 2 15:04"),
-		so.Start.Add(time.Duration(days)*24*time.Hour).Sub(liveFrom).Round(time.Hour), live)
+	simStart := so.Start
+	if simStart.IsZero() {
+		simStart = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	}
+	d.printf("History up to %s at full speed (only high and critical alerts shown), then live: %s of event time in %s.\n\n",
+		liveFrom.Format("Mon Jan 2 15:04"), simStart.Add(time.Duration(days)*24*time.Hour).Sub(liveFrom).Round(time.Hour), live)
 
 	prod := newProducer(cfg.Kafka.Brokers, demoTopic)
 	defer prod.close()
@@ -218,6 +226,7 @@ func (d *demo) produce(ctx context.Context, g *sim.Generator, prod *producer, li
 					return n, err
 				}
 				wallFrom = time.Now()
+				d.live.Store(true)
 				d.printf("%s\n", d.dim(fmt.Sprintf("── live from %s ──", time.Unix(0, t).UTC().Format("Mon Jan 2 15:04"))))
 			}
 			due := wallFrom.Add(time.Duration(float64(t-liveFrom) / speed))
@@ -265,13 +274,17 @@ func (d *demo) Notify(_ context.Context, as ...*alerts.Alert) (bool, error) {
 		if err == nil {
 			_ = d.sc.Alert(line)
 		}
+		if !d.live.Load() && a.Severity != "high" && a.Severity != "critical" {
+			d.hidden.Add(1)
+			continue
+		}
 		d.shown.Add(1)
 		t, _ := time.Parse(time.RFC3339Nano, a.EventTime)
 		status := a.Incident.Status
 		sev := strings.ToUpper(a.Severity)
 		head := fmt.Sprintf("%s  %-8s %-22s %s %s", t.UTC().Format("Mon Jan 2 15:04"), sev, a.Rule, a.Entity.Kind, a.Entity.Key)
 		exp := a.Incident.Exposure
-		tail := fmt.Sprintf("%s · incident %s · %s rows, %s records so far", status, a.Incident.ID[:8], human(exp.Rows), human(exp.Records))
+		tail := fmt.Sprintf("%s · incident %s · customer data so far: %s rows, %s records", status, a.Incident.ID[:8], human(exp.Rows), human(exp.Records))
 		if status == alerts.StatusResolved {
 			fmt.Fprintf(d.out, "%s  %s\n", d.paint("32", head), d.dim(tail))
 			continue
@@ -285,14 +298,14 @@ func (d *demo) summary(events int, addr string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := d.sc.Result(0)
-	fmt.Fprintf(d.out, "\n%s\n", d.bold(fmt.Sprintf("Summary: %d events, %d alerts shown", events, d.shown.Load())))
-	fmt.Fprintf(d.out, "%-22s %-9s %-16s %s\n", "attack", "caught", "after it began", "records exposed before the first alert")
+	fmt.Fprintf(d.out, "\n%s\n", d.bold(fmt.Sprintf("Summary: %d events, %d alerts shown, %d low or medium alerts of the history not shown", events, d.shown.Load(), d.hidden.Load())))
+	fmt.Fprintf(d.out, "%-22s %-9s %-16s %s\n", "attack", "caught", "after it began", "exposed before the first alert, of all it exposed")
 	for _, a := range r.Attacks {
 		if !a.Detected {
 			fmt.Fprintf(d.out, "%-22s %s\n", a.Scenario, d.paint("31;1", "NO"))
 			continue
 		}
-		fmt.Fprintf(d.out, "%-22s %-9s %-16s %s of %s\n", a.Scenario, d.paint("32", "yes"), a.Delay.Round(time.Second), human(a.ExposedBefore), human(a.Exposed))
+		fmt.Fprintf(d.out, "%-22s %-9s %-16s %s of %s %s\n", a.Scenario, d.paint("32", "yes"), a.Delay.Round(time.Second), human(a.ExposedBefore), human(a.Exposed), a.Unit)
 	}
 	falseN, falseHigh := 0, r.FalseBySeverity["high"]+r.FalseBySeverity["critical"]
 	for _, n := range r.FalseBySeverity {

@@ -35,6 +35,7 @@ type Scorer struct {
 
 type attack struct {
 	name  string
+	unit  string
 	start int64 // earliest label start
 	end   int64
 	// exposure timeline: cumulative records exposed (distinct record ids,
@@ -65,7 +66,7 @@ func NewScorer(labels []sim.Label) *Scorer {
 	for _, l := range labels {
 		a := s.attacks[l.Scenario]
 		if a == nil {
-			a = &attack{name: l.Scenario, start: l.Start.UnixNano(), end: l.End.UnixNano(), seen: map[uint64]struct{}{}}
+			a = &attack{name: l.Scenario, unit: l.Unit, start: l.Start.UnixNano(), end: l.End.UnixNano(), seen: map[uint64]struct{}{}}
 			s.attacks[l.Scenario] = a
 		}
 		a.start = min(a.start, l.Start.UnixNano())
@@ -170,6 +171,8 @@ func (s *Scorer) Alert(line []byte) error {
 // AttackResult is one attack's outcome.
 type AttackResult struct {
 	Scenario string
+	// Unit is what exposure counts: "records" or "rows".
+	Unit     string
 	Detected bool
 	// Delay is from the attack's start to the event time of its first
 	// alert.
@@ -199,7 +202,7 @@ func (s *Scorer) Result(entities int) Result {
 	r := Result{FalseBySeverity: s.falseBySev, FalseByRule: s.falseRules, Alerts: s.alerts, Entities: entities,
 		Days: float64(s.last-s.first) / float64(24*time.Hour)}
 	for _, a := range s.attacks {
-		ar := AttackResult{Scenario: a.name, Exposed: a.total, Alerts: a.alerts}
+		ar := AttackResult{Scenario: a.name, Unit: a.unit, Exposed: a.total, Alerts: a.alerts}
 		if a.firstAlert != nil {
 			ar.Detected, ar.First = true, a.firstAlert
 			ar.Delay = max(a.firstAlert.Time.Sub(time.Unix(0, a.start)), 0)
