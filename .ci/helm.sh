@@ -13,8 +13,12 @@ set -euo pipefail
 
 version=v3.22.0
 module=helm.sh/helm/v3
+# The Kubernetes version of helm's client-go (1 + major, minor), as its
+# release build sets it; change it with the version.
+k8s_major=1
+k8s_minor=37
 cache="${EXFILGUARD_CACHE:-$HOME/.cache/exfilguard}/bin"
-bin="$cache/helm-$version"
+bin="$cache/helm-$version-k8s$k8s_major.$k8s_minor"
 
 if [ -x "$bin" ]; then
 	echo "$bin"
@@ -37,12 +41,20 @@ start=$(date +%s)
 	for f in ${GOFLAGS:-}; do
 		case "$f" in -mod=*) ;; *) flags="$flags $f" ;; esac
 	done
-	# helm --version reports internal/version.version; without this ldflag
-	# a module build says v3.x-dev-ish defaults.
+	# The ldflags of helm's own release build (its Makefile): the version
+	# `helm version` reports, and the Kubernetes version that `helm
+	# template` and `helm lint` assume without a cluster, which the release
+	# derives from its client-go (v0.37.0 in helm v3.22.0: Kubernetes
+	# 1.37). Without them a module build claims Kubernetes 1.20, and a
+	# chart's kubeVersion constraint fails against it.
+	ld="-X helm.sh/helm/v3/internal/version.version=$version"
+	ld="$ld -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+	for pkg in chartutil lint/rules; do
+		ld="$ld -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMajor=$k8s_major"
+		ld="$ld -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMinor=$k8s_minor"
+	done
 	GOFLAGS="${flags# }" GOWORK=off GOBIN="$work/bin" CGO_ENABLED=0 \
-		go install -trimpath \
-		-ldflags "-X helm.sh/helm/v3/internal/version.version=$version -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
-		"$module/cmd/helm@$version" >&2
+		go install -trimpath -ldflags "$ld" "$module/cmd/helm@$version" >&2
 )
 echo "helm.sh: built in $(($(date +%s) - start))s" >&2
 
