@@ -30,7 +30,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "exfilguard.labels" -}}
 helm.sh/chart: {{ include "exfilguard.chart" . }}
 {{ include "exfilguard.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: exfilguard
 {{- end }}
@@ -213,13 +213,14 @@ what to change. Included by the StatefulSet.
 */}}
 {{- define "exfilguard.validate" -}}
 {{- $cfg := .Values.config | default dict }}
-{{- /* Memory: 320 MiB + 6 KiB per entity held (docs/operations.md). The
-  default of engine.max_entities is the detector's. */}}
+{{- /* Memory: 320 MiB + 6 KiB per entity held (docs/operations.md); with
+  max_entities 0 (no cap) only the 320 MiB can be checked. The default of
+  engine.max_entities is the detector's. */}}
 {{- $maxEntities := dig "engine" "max_entities" 100000 $cfg | int }}
 {{- $limit := dig "limits" "memory" "" (.Values.resources | default dict) }}
-{{- if and $limit (gt $maxEntities 0) }}
+{{- if $limit }}
 {{- $have := include "exfilguard.mebibytes" $limit | int }}
-{{- $need := add 320 (div (add (mul 6 $maxEntities) 1023) 1024) }}
+{{- $need := add 320 (div (add (mul 6 (max $maxEntities 0)) 1023) 1024) }}
 {{- if lt $have $need }}
 {{- fail (printf "resources.limits.memory %v (%d MiB) is below 320 MiB + 6 KiB x config.engine.max_entities (%d) = %d MiB: raise the limit or lower max_entities (docs/operations.md, Memory)" $limit $have $maxEntities $need) }}
 {{- end }}
