@@ -33,6 +33,7 @@ type scenario struct {
 	sinks          int      // alerts.sinks in the rendered config
 	networkPolicy  bool
 	egressPorts    []int32 // at least these
+	closedPorts    []int32 // and not these
 	serviceMonitor bool
 	prometheusRule bool
 	goMemLimit     string
@@ -43,7 +44,7 @@ var scenarios = map[string]scenario{
 	"persistence-off-values.yaml": {persistence: false, replicas: 1, goMemLimit: "782MiB"},
 	"tls-scram-values.yaml": {persistence: true, replicas: 1, goMemLimit: "782MiB",
 		secretFiles:   []string{"kafka/ca.crt", "kafka/sasl-password", "pseudonym/key"},
-		networkPolicy: true, egressPorts: []int32{53, 9093}},
+		networkPolicy: true, egressPorts: []int32{53, 9093}, closedPorts: []int32{443, 9092}},
 	"mtls-large-values.yaml": {persistence: true, replicas: 3, goMemLimit: "1408MiB",
 		secretFiles: []string{"kafka/ca.crt", "kafka/client.crt", "kafka/client.key"}},
 	"sinks-values.yaml": {persistence: true, replicas: 1, goMemLimit: "782MiB", sinks: 9,
@@ -207,6 +208,11 @@ func checkScenario(t *testing.T, r *rendered, want scenario) {
 		for _, p := range want.egressPorts {
 			if !slices.Contains(ports, p) {
 				t.Errorf("NetworkPolicy egress: port %d not open (open: %v)", p, ports)
+			}
+		}
+		for _, p := range want.closedPorts {
+			if slices.Contains(ports, p) {
+				t.Errorf("NetworkPolicy egress: port %d open, nothing needs it (open: %v)", p, ports)
 			}
 		}
 		if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.StrVal != port.Name {
