@@ -121,6 +121,9 @@ func (d *demo) run(ctx context.Context, seed int64, days int, scale float64, liv
 	cfg.State.Dir = filepath.Join(dir, "state")
 	cfg.State.CheckpointInterval = config.Duration(2 * time.Second)
 	cfg.State.MemTableBytes = 8 << 20
+	// The synthetic company has more customers than the default cap
+	// holds in memory; the demo is not about eviction.
+	cfg.Engine.MaxEntities = 1_000_000
 	cfg.Alerts.Sinks = []config.Sink{{Name: "terminal", Type: config.SinkStdout}}
 	cfg.Alerts.FillDefaults()
 	if errs := cfg.Validate(); len(errs) > 0 {
