@@ -21,46 +21,19 @@ k8s_minor=37
 cache="${EXFILGUARD_CACHE:-$HOME/.cache/exfilguard}/bin"
 bin="$cache/helm-$version-k8s$k8s_major.$k8s_minor"
 
-if [ -x "$bin" ]; then
-	echo "$bin"
-	exit 0
-fi
+# The ldflags of helm's own release build (its Makefile): the version
+# `helm version` reports, and the Kubernetes version that `helm
+# template` and `helm lint` assume without a cluster, which the release
+# derives from its client-go (v0.37.0 in helm v3.22.0: Kubernetes
+# 1.37). Without them a module build claims Kubernetes 1.20, and a
+# chart's kubeVersion constraint fails against it.
+ld="-X helm.sh/helm/v3/internal/version.version=$version"
+ld="$ld -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in chartutil lint/rules; do
+	ld="$ld -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMajor=$k8s_major"
+	ld="$ld -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMinor=$k8s_minor"
+done
 
-mkdir -p "$cache"
-work=$(mktemp -d)
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-
-echo "helm.sh: building helm $version ($module, about three minutes)..." >&2
-start=$(date +%s)
-(
-	# Outside any module or workspace, so that neither the go.mod/go.sum of
-	# the directory this was started from nor a go.work is read or written.
-	cd "$work"
-	# `go install pkg@version` refuses -mod flags; keep the caller's other
-	# GOFLAGS (e.g. -buildvcs=false).
-	flags=""
-	for f in ${GOFLAGS:-}; do
-		case "$f" in -mod=*) ;; *) flags="$flags $f" ;; esac
-	done
-	# The ldflags of helm's own release build (its Makefile): the version
-	# `helm version` reports, and the Kubernetes version that `helm
-	# template` and `helm lint` assume without a cluster, which the release
-	# derives from its client-go (v0.37.0 in helm v3.22.0: Kubernetes
-	# 1.37). Without them a module build claims Kubernetes 1.20, and a
-	# chart's kubeVersion constraint fails against it.
-	ld="-X helm.sh/helm/v3/internal/version.version=$version"
-	ld="$ld -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
-	for pkg in chartutil lint/rules; do
-		ld="$ld -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMajor=$k8s_major"
-		ld="$ld -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMinor=$k8s_minor"
-	done
-	GOFLAGS="${flags# }" GOWORK=off GOBIN="$work/bin" CGO_ENABLED=0 \
-		go install -trimpath -ldflags "$ld" "$module/cmd/helm@$version" >&2
-)
-echo "helm.sh: built in $(($(date +%s) - start))s" >&2
-
-# Atomic: a concurrent run, or a test reading the cache, sees either no
-# binary or a whole one.
-mv "$work/bin/helm" "$bin.tmp.$$"
-mv -f "$bin.tmp.$$" "$bin"
-echo "$bin"
+# shellcheck source=go-install.sh
+. "$(dirname "$0")/go-install.sh"
+go_install_cached helm.sh "$bin" "$module/cmd/helm@$version" "$ld" "helm $version ($module, about three minutes)"

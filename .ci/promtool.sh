@@ -21,36 +21,8 @@ release="${minor:0:1}.$((10#${minor:1:2}))${minor:3}"
 cache="${EXFILGUARD_CACHE:-$HOME/.cache/exfilguard}/bin"
 bin="$cache/promtool-$version"
 
-if [ -x "$bin" ]; then
-	echo "$bin"
-	exit 0
-fi
-
-mkdir -p "$cache"
-work=$(mktemp -d)
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-
-echo "promtool.sh: building promtool $release ($module $version, five to seven minutes)..." >&2
-start=$(date +%s)
-(
-	# Outside any module or workspace, so that neither the go.mod/go.sum of
-	# the directory this was started from nor a go.work is read or written.
-	cd "$work"
-	# `go install pkg@version` refuses -mod flags; keep the caller's other
-	# GOFLAGS (e.g. -buildvcs=false).
-	flags=""
-	for f in ${GOFLAGS:-}; do
-		case "$f" in -mod=*) ;; *) flags="$flags $f" ;; esac
-	done
-	GOFLAGS="${flags# }" GOWORK=off GOBIN="$work/bin" CGO_ENABLED=0 \
-		go install -trimpath \
-		-ldflags "-X github.com/prometheus/common/version.Version=$release -X github.com/prometheus/common/version.Branch=module" \
-		"$module/cmd/promtool@$version" >&2
-)
-echo "promtool.sh: built in $(($(date +%s) - start))s" >&2
-
-# Atomic: a concurrent run, or a test reading the cache, sees either no
-# binary or a whole one.
-mv "$work/bin/promtool" "$bin.tmp.$$"
-mv -f "$bin.tmp.$$" "$bin"
-echo "$bin"
+# shellcheck source=go-install.sh
+. "$(dirname "$0")/go-install.sh"
+go_install_cached promtool.sh "$bin" "$module/cmd/promtool@$version" \
+	"-X github.com/prometheus/common/version.Version=$release -X github.com/prometheus/common/version.Branch=module" \
+	"promtool $release ($module $version, five to seven minutes)"

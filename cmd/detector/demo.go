@@ -287,7 +287,7 @@ func (d *demo) Notify(_ context.Context, as ...*alerts.Alert) (bool, error) {
 		sev := strings.ToUpper(a.Severity)
 		head := fmt.Sprintf("%s  %-8s %-22s %s %s", t.UTC().Format("Mon Jan 2 15:04"), sev, a.Rule, a.Entity.Kind, a.Entity.Key)
 		exp := a.Incident.Exposure
-		tail := fmt.Sprintf("%s · incident %s · customer data so far: %s rows, %s records", status, a.Incident.ID[:8], human(exp.Rows), human(exp.Records))
+		tail := fmt.Sprintf("%s · incident %s · customer data so far: %s rows, %s records", status, a.Incident.ID[:8], eval.Thousands(exp.Rows), eval.Thousands(exp.Records))
 		if status == alerts.StatusResolved {
 			fmt.Fprintf(d.out, "%s  %s\n", d.paint("32", head), d.dim(tail))
 			continue
@@ -308,7 +308,7 @@ func (d *demo) summary(events int, addr string) {
 			fmt.Fprintf(d.out, "%-22s %s\n", a.Scenario, d.paint("31;1", "NO"))
 			continue
 		}
-		fmt.Fprintf(d.out, "%-22s %-9s %-16s %s of %s %s\n", a.Scenario, d.paint("32", "yes"), a.Delay.Round(time.Second), human(a.ExposedBefore), human(a.Exposed), a.Unit)
+		fmt.Fprintf(d.out, "%-22s %-9s %-16s %s of %s %s\n", a.Scenario, d.paint("32", "yes"), a.Delay.Round(time.Second), eval.Thousands(a.ExposedBefore), eval.Thousands(a.Exposed), a.Unit)
 	}
 	falseN, falseHigh := 0, r.FalseBySeverity["high"]+r.FalseBySeverity["critical"]
 	for _, n := range r.FalseBySeverity {
@@ -345,16 +345,3 @@ func (d *demo) paint(code, s string) string {
 
 func (d *demo) bold(s string) string { return d.paint("1", s) }
 func (d *demo) dim(s string) string  { return d.paint("2", s) }
-
-// human prints a count with thousands separators.
-func human(x float64) string {
-	s := fmt.Sprintf("%.0f", x)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}

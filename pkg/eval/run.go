@@ -160,12 +160,12 @@ func (t Targets) Check(r Result) []string {
 // Print writes the report as tables.
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "%d events over %.1f days, %d entities (%.1fs)\n\n", r.Events, r.Detector.Days, r.Detector.Entities, r.Elapsed.Seconds())
-	fmt.Fprintf(w, "%-22s | %-40s | %s\n", "", "exfilguard (default config)", fmt.Sprintf("static thresholds (%s rows/h, %s records/day per principal)", human(r.StaticRowsPerHour), human(r.StaticRecordsPerDay)))
+	fmt.Fprintf(w, "%-22s | %-40s | %s\n", "", "exfilguard (default config)", fmt.Sprintf("static thresholds (%s rows/h, %s records/day per principal)", Thousands(r.StaticRowsPerHour), Thousands(r.StaticRecordsPerDay)))
 	fmt.Fprintf(w, "%-22s | %-8s %-12s %-17s | %-8s %-12s %-17s %s\n", "attack", "detected", "after", "exposed before", "detected", "after", "exposed before", "exposed in all")
 	for i, a := range r.Detector.Attacks {
 		s := r.Static.Attacks[i]
 		fmt.Fprintf(w, "%-22s | %-8s %-12s %-17s | %-8s %-12s %-17s %s\n", a.Scenario,
-			yes(a.Detected), after(a), exposed(a), yes(s.Detected), after(s), exposed(s), human(a.Exposed))
+			yes(a.Detected), after(a), exposed(a), yes(s.Detected), after(s), exposed(s), Thousands(a.Exposed))
 	}
 	fmt.Fprintln(w)
 	for _, res := range []struct {
@@ -174,7 +174,7 @@ func (r *Report) Print(w io.Writer) {
 	}{{"exfilguard", r.Detector}, {"static", r.Static}} {
 		fmt.Fprintf(w, "%-10s false alerts per 1,000 entities per day: high+critical %.3f, medium %.3f, low %.3f; alerts per day %.1f; median exposed before the first alert %s\n",
 			res.name, res.r.FalsePerKEntityDay("high", "critical"), res.r.FalsePerKEntityDay("medium"), res.r.FalsePerKEntityDay("low"),
-			float64(res.r.Alerts)/max(res.r.Days, 1e-9), human(res.r.MedianExposedBefore("huge_export")))
+			float64(res.r.Alerts)/max(res.r.Days, 1e-9), Thousands(res.r.MedianExposedBefore("huge_export")))
 	}
 }
 
@@ -196,11 +196,12 @@ func exposed(a AttackResult) string {
 	if !a.Detected {
 		return "-"
 	}
-	return human(a.ExposedBefore)
+	return Thousands(a.ExposedBefore)
 }
 
-// human prints a count with thousands separators.
-func human(x float64) string {
+// Thousands prints a count rounded to a whole number with thousands
+// separators: 1,234,567.
+func Thousands(x float64) string {
 	s := fmt.Sprintf("%.0f", x)
 	var b []byte
 	for i, c := range s {
