@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/exfilguard/exfilguard/pkg/alerts"
+	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/replay"
 )
 
@@ -27,8 +28,10 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "", "input format (default: the config's input.format, \"native\")")
 	input := fs.String("input", "", "input file, JSONL or gzip-compressed JSONL; - for standard input")
 	keyFile := fs.String("pseudonym-key-file", "", "file holding the key for customer pseudonyms (or set "+pseudonymKeyEnv+"); without one, customer ids are redacted")
+	compare := fs.String("compare", "", "candidate config: replay once under both configs and report what changes instead of printing alerts")
+	asJSON := fs.Bool("json", false, "with --compare: the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: detector replay [--config FILE] [--format F] --input PATH|-\n\nAlerts go to stdout as JSONL; a summary goes to stderr.")
+		fmt.Fprintln(stderr, "usage: detector replay [--config FILE] [--format F] --input PATH|-\n       detector replay --config CURRENT --compare CANDIDATE --input PATH|- [--json]\n\nAlerts go to stdout as JSONL; a summary goes to stderr. With --compare, a report of alerts per rule per day under\neach config and the entities that gain or lose alerts goes to stdout instead.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +71,27 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if *compare != "" {
+		cand, err := config.Load(*compare)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitUsage
+		}
+		d, err := replay.Compare(ctx, replay.CompareOptions{Current: cfg, Candidate: cand, Input: in, Logger: log})
+		if err != nil {
+			fmt.Fprintln(stderr, "replay:", err)
+			return exitFailed
+		}
+		if *asJSON {
+			if err := d.WriteJSON(stdout); err != nil {
+				fmt.Fprintln(stderr, "replay:", err)
+				return exitFailed
+			}
+			return exitOK
+		}
+		d.WriteText(stdout)
+		return exitOK
+	}
 	sum, err := replay.Run(ctx, replay.Options{
 		Config:        cfg,
 		Input:         in,
