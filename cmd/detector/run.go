@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "", "address of /metrics, /healthz and /readyz, overriding http.listen; \"none\": no server")
 	keyFile := fs.String("pseudonym-key-file", "", "file holding the key for customer pseudonyms (or set "+pseudonymKeyEnv+"); without one, customer ids are redacted")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	enableReload := fs.Bool("enable-reload", false, "serve POST /-/reload (SIGHUP always reloads)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: detector run --config FILE [--listen ADDR]\n\nConsumes the configured Kafka topics; alerts go to stdout as JSONL, logs to stderr.")
 		fs.PrintDefaults()
@@ -84,7 +86,39 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reg := telemetry.NewRegistry()
-	telemetry.NewConfigStatus(reg).Loaded(true, time.Now())
+	cfgStatus := telemetry.NewConfigStatus(reg)
+	cfgStatus.Loaded(true, time.Now())
+	// A reload rereads the file; an invalid or non-reloadable config is
+	// refused whole, the running one stays, and the metric says so.
+	var reloadMu sync.Mutex
+	reloadConfig := func(ctx context.Context) error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		next, err := config.Load(*cfgPath)
+		if err == nil {
+			err = p.Reload(ctx, next)
+		}
+		cfgStatus.Loaded(err == nil, time.Now())
+		if err != nil {
+			log.Error("config reload refused; the running config stays", "file", *cfgPath, "err", err)
+			return err
+		}
+		log.Info("config reloaded", "file", *cfgPath)
+		return nil
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				_ = reloadConfig(ctx)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	if err := p.Register(reg); err != nil {
 		log.Error("register metrics", "err", err)
 		return exitFailed
@@ -94,7 +128,11 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		addr = *listen
 	}
 	if addr != "" && addr != "none" {
-		srv, bound, err := telemetry.Serve(addr, telemetry.Endpoints{Gatherer: reg, Ready: p.Ready, Pprof: cfg.HTTP.Pprof, Logger: log})
+		ep := telemetry.Endpoints{Gatherer: reg, Ready: p.Ready, Pprof: cfg.HTTP.Pprof, Logger: log}
+		if *enableReload {
+			ep.Reload = reloadConfig
+		}
+		srv, bound, err := telemetry.Serve(addr, ep)
 		if err != nil {
 			log.Error("listen", "addr", addr, "err", err)
 			return exitFailed

@@ -316,3 +316,12 @@ func (b *Builder) OpenIncidents() map[[2]string]int {
 	}
 	return out
 }
+
+// Reconfigure takes a reloaded config's incident settings; open incidents
+// stay open and resolve by the new quiet period.
+func (b *Builder) Reconfigure(cfg *config.Config) {
+	a := cfg.Alerts
+	b.inc.quiet, b.inc.grace, b.inc.step = int64(a.QuietPeriod), int64(cfg.Engine.AllowedLateness), a.EscalationStep
+	b.inc.resetDue()
+	b.runbook, b.samples = a.RunbookURL, a.Samples
+}

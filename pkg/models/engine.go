@@ -124,12 +124,7 @@ func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
 	for i := range e.pop {
 		e.pop[i] = newGroup(len(e.horizons))
 	}
-	d := &cfg.Detectors
-	for m, s := range map[int]*config.Spike{mRows: &d.VolumeSpike, mSensitive: &d.SensitiveVolumeSpike, mRecords: &d.DistinctRecords, mPrincipals: &d.FanOut, mDenied: &d.DeniedBurst, mObjects: &d.DistinctObjects} {
-		if s.Enabled {
-			e.spikes[m] = s
-		}
-	}
+	e.setSpikes()
 	p := cfg.Baseline.Prior
 	e.prior = [numMeasures]float64{p.Rows, p.SensitiveRows, p.Requests, p.Denied, p.DistinctRecords, p.DistinctPrincipals, p.DistinctObjects}
 	return e, nil

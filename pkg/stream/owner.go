@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/models"
 	"github.com/exfilguard/exfilguard/pkg/state"
 )
@@ -41,6 +42,10 @@ func (s *shard) owns(k models.Kind) bool { return slices.Contains(s.kinds, k) }
 type shardItem struct {
 	b  *batch
 	cp *barrier
+	// reload is a new config for the shard's engine, answered on
+	// reloaded.
+	reload   *config.Config
+	reloaded chan error
 }
 
 // barrier is one checkpoint across the shards. Every shard writes its part
@@ -84,6 +89,10 @@ func (s *shard) run(p *Pipeline, wg *sync.WaitGroup) {
 	for it := range s.in {
 		if it.b != nil {
 			s.process(p, it.b)
+			continue
+		}
+		if it.reload != nil {
+			it.reloaded <- s.engine.Reconfigure(it.reload)
 			continue
 		}
 		bar := it.cp
@@ -178,6 +187,8 @@ func (p *Pipeline) own() {
 				continue
 			}
 			p.dispatch(it.b)
+		case r := <-p.reloads:
+			p.applyReload(r)
 		case <-tick.C:
 			p.maybeCheckpoint(p.now().Sub(p.lastCkpt) >= every)
 		}

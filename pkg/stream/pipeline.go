@@ -70,6 +70,10 @@ type Pipeline struct {
 	tracer trace.Tracer
 	// headers: read message headers for trace context.
 	headers bool
+	// reloads carries config reloads to the dispatcher; stopped closes
+	// when the dispatcher has returned.
+	reloads chan reload
+	stopped chan struct{}
 
 	// The engine shards, each run by its own goroutine (see owner.go).
 	shards   []*shard
@@ -148,6 +152,8 @@ func New(opts Options) (*Pipeline, error) {
 		processed:  opts.Processed,
 		tracer:     tracer,
 		headers:    opts.TraceHeaders,
+		reloads:    make(chan reload),
+		stopped:    make(chan struct{}),
 		detections: map[string]uint64{}, raised: map[alertKey]uint64{},
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "exfilguard_processing_latency_seconds", Help: "Time from a batch's fetch to the engine's verdict on it.",
@@ -161,12 +167,8 @@ func New(opts Options) (*Pipeline, error) {
 	n := max(opts.Config.Engine.Shards, 1)
 	for i := range n {
 		// Each shard holds its share of the entity cap.
-		sc := *opts.Config
-		if sc.Engine.MaxEntities > 0 {
-			sc.Engine.MaxEntities = (sc.Engine.MaxEntities + n - 1) / n
-		}
 		s := &shard{i: i, in: make(chan shardItem, 8), kinds: models.ShardKinds(opts.Config, n)[i]}
-		s.engine, err = models.NewShard(&sc, func(d *models.Detection) { p.detection(s, d) }, i, n)
+		s.engine, err = models.NewShard(shardConfig(opts.Config, n), func(d *models.Detection) { p.detection(s, d) }, i, n)
 		if err != nil {
 			return nil, err
 		}
@@ -360,6 +362,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	ownerDone := make(chan struct{})
 	go func() {
 		defer close(ownerDone)
+		defer close(p.stopped)
 		p.own()
 	}()
 

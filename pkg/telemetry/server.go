@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,11 @@ type Endpoints struct {
 	Ready func() (bool, string)
 	// Pprof serves /debug/pprof/: profiles show what the process is
 	// doing, including code paths, so they are off unless asked for.
-	Pprof  bool
+	Pprof bool
+	// Reload, when set, is called by POST /-/reload: anyone who can reach
+	// the port can then make the detector reread its config, so it is
+	// off unless asked for (like Prometheus's --web.enable-lifecycle).
+	Reload func(context.Context) error
 	Logger *slog.Logger
 }
 
@@ -51,6 +56,20 @@ func Serve(addr string, e Endpoints) (*http.Server, net.Addr, error) {
 		}
 		io.WriteString(w, why+"\n")
 	})
+	if e.Reload != nil {
+		mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost && r.Method != http.MethodPut {
+				w.Header().Set("Allow", "POST, PUT")
+				http.Error(w, "use POST", http.StatusMethodNotAllowed)
+				return
+			}
+			if err := e.Reload(r.Context()); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			io.WriteString(w, "reloaded\n")
+		})
+	}
 	if e.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
