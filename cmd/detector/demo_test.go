@@ -18,8 +18,8 @@ import (
 // TestDemo: the demo runs the real pipeline on its embedded broker, prints
 // alerts and a summary in which every attack was caught.
 func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the pipeline over two weeks of traffic")
+	if testing.Short() || raceEnabled {
+		t.Skip("runs the pipeline over two weeks of traffic; .ci/run runs the demo itself, without -race")
 	}
 	var out, errOut bytes.Buffer
 	code := run([]string{"demo", "--days", "14", "--scale", "0.03", "--live", "1s", "--listen", "127.0.0.1:0", "--no-color"}, &out, &errOut)
