@@ -163,9 +163,7 @@ func (b *Builder) alert(d *models.Detection, in *incident, tr transition) *Alert
 		Basis:    d.Basis.String(),
 		Learning: d.Learning,
 	}
-	if b.runbook != "" {
-		a.Runbook = strings.ReplaceAll(b.runbook, "{rule}", a.Rule)
-	}
+	a.Runbook = runbook(b.runbook, a.Rule)
 	for _, m := range d.Measures[:d.NMeasures] {
 		a.Observed[m.Name] = round2(m.Observed)
 		a.Expected[m.Name] = round2(m.Expected)

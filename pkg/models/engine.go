@@ -180,8 +180,7 @@ func (e *Engine) Process(ev *event.Event) {
 	e.warm = t-e.first < e.warmup
 	e.stats.Events++
 
-	e.cur = ev
-	defer func() { e.cur = nil }()
+	e.cur = ev // every detection is raised inside Process
 	x := eventFacts{ev: ev, sensitive: e.sens.sensitive(ev.Object)}
 	if x.sensitive {
 		x.sensRows = ev.Rows

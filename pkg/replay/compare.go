@@ -11,6 +11,7 @@ import (
 
 	"github.com/exfilguard/exfilguard/pkg/alerts"
 	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/event"
 	"github.com/exfilguard/exfilguard/pkg/models"
 )
 
@@ -95,10 +96,9 @@ func Compare(ctx context.Context, o CompareOptions) (*Diff, error) {
 		return nil, err
 	}
 	type side struct {
-		b      *alerts.Builder
-		e      *models.Engine
-		tally  *tally
-		engine func(*models.Detection)
+		b     *alerts.Builder
+		e     *models.Engine
+		tally *tally
 	}
 	var sides [2]*side
 	for i, cfg := range []*config.Config{o.Current, o.Candidate} {
@@ -110,28 +110,14 @@ func Compare(ctx context.Context, o CompareOptions) (*Diff, error) {
 		sides[i] = s
 	}
 	sum := &Summary{DecodeErrors: map[string]uint64{}}
-	const inflight = 4
-	free := make(chan *batch, inflight)
-	full := make(chan *batch, inflight)
-	for range inflight {
-		free <- &batch{}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for b := range full {
-			for _, s := range sides {
-				for i := range b.n {
-					s.e.Process(&b.events[i])
-					s.tally.add(s.b.Resolve(s.e.Watermark(), nil))
-				}
-			}
-			free <- b
+	// Each event goes through both engines before the next: the two
+	// sides see exactly the same stream.
+	readErr := decodeAndProcess(ctx, in, o.Current, log, sum, func(ev *event.Event) {
+		for _, s := range sides {
+			s.e.Process(ev)
+			s.tally.add(s.b.Resolve(s.e.Watermark(), nil))
 		}
-	}()
-	readErr := decodeAll(ctx, in, o.Current, log, sum, free, full)
-	close(full)
-	<-done
+	})
 	if readErr != nil {
 		return nil, readErr
 	}
@@ -191,22 +177,20 @@ func abs(x int) int {
 	return x
 }
 
-// Gained and Lost are the entities with alerts under only one config.
+// Gained are the entities alerted on under the candidate config only.
 func (d *Diff) Gained() []EntityDiff {
-	var out []EntityDiff
-	for _, e := range d.Entities {
-		if e.Current == 0 {
-			out = append(out, e)
-		}
-	}
-	return out
+	return d.only(func(e EntityDiff) bool { return e.Current == 0 })
 }
 
 // Lost are the entities alerted on under the current config only.
 func (d *Diff) Lost() []EntityDiff {
+	return d.only(func(e EntityDiff) bool { return e.Candidate == 0 })
+}
+
+func (d *Diff) only(keep func(EntityDiff) bool) []EntityDiff {
 	var out []EntityDiff
 	for _, e := range d.Entities {
-		if e.Candidate == 0 {
+		if keep(e) {
 			out = append(out, e)
 		}
 	}

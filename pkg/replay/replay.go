@@ -107,31 +107,11 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, err
 	}
 
-	// Two goroutines, one per core: this one reads and decodes into
-	// batches, the engine's owner processes them. Batches cycle through
-	// free and full so that nothing is allocated per event.
-	const inflight = 4
-	free := make(chan *batch, inflight)
-	full := make(chan *batch, inflight)
-	for range inflight {
-		free <- &batch{}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for b := range full {
-			for i := range b.n {
-				engine.Process(&b.events[i])
-				// Free until an incident is due to resolve.
-				write(builder.Resolve(engine.Watermark(), nil))
-			}
-			free <- b
-		}
-	}()
-
-	readErr := decodeAll(ctx, in, opts.Config, log, sum, free, full)
-	close(full)
-	<-done
+	readErr := decodeAndProcess(ctx, in, opts.Config, log, sum, func(ev *event.Event) {
+		engine.Process(ev)
+		// Free until an incident is due to resolve.
+		write(builder.Resolve(engine.Watermark(), nil))
+	})
 	if writeErr == nil {
 		writeErr = out.Flush()
 	}
@@ -154,6 +134,33 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		return sum, fmt.Errorf("write alerts: %w", writeErr)
 	}
 	return sum, nil
+}
+
+// decodeAndProcess runs process over every event of in on a second
+// goroutine, one per core: the caller's reads and decodes into batches,
+// the other processes them. Batches cycle through free and full so that
+// nothing is allocated per event.
+func decodeAndProcess(ctx context.Context, in io.Reader, cfg *config.Config, log *slog.Logger, sum *Summary, process func(*event.Event)) error {
+	const inflight = 4
+	free := make(chan *batch, inflight)
+	full := make(chan *batch, inflight)
+	for range inflight {
+		free <- &batch{}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range full {
+			for i := range b.n {
+				process(&b.events[i])
+			}
+			free <- b
+		}
+	}()
+	err := decodeAll(ctx, in, cfg, log, sum, free, full)
+	close(full)
+	<-done
+	return err
 }
 
 // decodeAll reads lines, decodes them into batches and sends the batches
