@@ -126,6 +126,13 @@ func printSummary(w io.Writer, s *replay.Summary) {
 		skipped += n
 	}
 	fmt.Fprintf(w, "replay: %d lines, %d events, %d skipped%s, %d late, %d ahead of time\n", s.Lines, s.Events, skipped, counts(s.DecodeErrors), s.Late, s.Future)
+	if len(s.Ignored) > 0 {
+		n := uint64(0)
+		for _, c := range s.Ignored {
+			n += c
+		}
+		fmt.Fprintf(w, "ignored: %d lines without an access%s\n", n, counts(s.Ignored))
+	}
 	fmt.Fprintf(w, "entities: %d\n", s.Entities)
 	det := uint64(0)
 	for _, n := range s.Detections {

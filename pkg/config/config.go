@@ -19,8 +19,12 @@ type Config struct {
 
 // Input limits what one message may cost before it is rejected.
 type Input struct {
-	// Format of the input when a command does not say: only "native" so far.
+	// Format of the input when a command does not say (replay, eval):
+	// one of the formats in docs/inputs.md, or "auto".
 	Format string `yaml:"format"`
+	// LogLinePrefix is PostgreSQL's log_line_prefix for the pgaudit_stderr
+	// format; empty means PostgreSQL's default.
+	LogLinePrefix string `yaml:"log_line_prefix"`
 	// MaxMessageBytes rejects larger messages as too_large before parsing.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// MaxRecordIDs caps the record ids hashed per message; the rest are

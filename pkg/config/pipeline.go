@@ -1,9 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/exfilguard/exfilguard/pkg/event"
 )
 
 // Kafka is where `detector run` reads events from, and how.
@@ -48,6 +52,9 @@ type Kafka struct {
 type Topic struct {
 	Name   string `yaml:"name"`
 	Format string `yaml:"format"`
+	// LogLinePrefix is PostgreSQL's log_line_prefix, for the
+	// pgaudit_stderr format only; empty means PostgreSQL's default.
+	LogLinePrefix string `yaml:"log_line_prefix"`
 }
 
 // KafkaTLS configures TLS to the brokers. Files, not inline PEM, so that
@@ -149,9 +156,7 @@ func (k *Kafka) validate(v *validator) {
 		if t.Name != "" && t.Name == k.DeadLetterTopic {
 			v.add(p+".name", "topic %q is also the dead_letter_topic", t.Name)
 		}
-		if !knownFormat(t.Format) {
-			v.add(p+".format", "unknown format %q (known: %s)", t.Format, formatList())
-		}
+		v.format(p, t.Format, t.LogLinePrefix)
 	}
 	if k.StartOffset != "earliest" && k.StartOffset != "latest" {
 		v.add("kafka.start_offset", "must be \"earliest\" or \"latest\", got %q", k.StartOffset)
@@ -227,10 +232,21 @@ func (s *State) validate(v *validator) {
 	}
 }
 
-// knownFormat reports whether f names an input decoder.
-func knownFormat(f string) bool { return f == "native" }
-
-func formatList() string { return `"native"` }
+// format checks an input format and its options by building its decoder,
+// so that what the decoder would refuse at start is a config error.
+func (v *validator) format(path, format, prefix string) {
+	if !slices.Contains(event.Formats(), format) {
+		v.add(path+".format", "unknown format %q (known: %s)", format, strings.Join(event.Formats(), ", "))
+		return
+	}
+	if prefix != "" && format != "pgaudit_stderr" && format != "auto" {
+		v.add(path+".log_line_prefix", "applies only to the pgaudit_stderr and auto formats, not %q", format)
+		return
+	}
+	if _, err := event.NewDecoder(format, event.Limits{}, event.Options{LogLinePrefix: prefix}); err != nil {
+		v.add(path+".log_line_prefix", "%q: %v", prefix, errors.Unwrap(err))
+	}
+}
 
 // HTTP is the detector's one HTTP address.
 type HTTP struct {

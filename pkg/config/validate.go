@@ -49,9 +49,7 @@ func (c *Config) Validate() []*FieldError {
 }
 
 func (in *Input) validate(v *validator) {
-	if !knownFormat(in.Format) {
-		v.add("input.format", "unknown format %q (known: %s)", in.Format, formatList())
-	}
+	v.format("input", in.Format, in.LogLinePrefix)
 	if in.MaxMessageBytes < 64 || in.MaxMessageBytes > 64<<20 {
 		v.add("input.max_message_bytes", "must be between 64 and 67108864, got %d", in.MaxMessageBytes)
 	}

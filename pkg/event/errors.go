@@ -28,6 +28,24 @@ const (
 	ReasonBadValue
 	// ReasonNotObject: the message is JSON but not an object.
 	ReasonNotObject
+	// ReasonUnrecognized: the message is in none of the formats the
+	// decoder reads (auto found no match, a line without the configured
+	// log_line_prefix).
+	ReasonUnrecognized
+	// ReasonUntrusted: the message looks like an audit record but is not
+	// one the audit facility wrote (a user's RAISE LOG 'AUDIT: ...').
+	ReasonUntrusted
+
+	// Reasons from here on are not faults: the message is well formed but
+	// holds no access to count. They are counted apart from the decode
+	// failures and are never dead-lettered (see Reason.Ignored).
+
+	// ReasonNotAudit: an ordinary log line of the source (connections,
+	// checkpoints, errors), not an audit record.
+	ReasonNotAudit
+	// ReasonHeartbeat: a keep-alive record of the source (AWS Database
+	// Activity Streams heartbeats).
+	ReasonHeartbeat
 )
 
 // reasonLabels are stable: they are metric label values and dashboards and
@@ -41,6 +59,25 @@ var reasonLabels = [...]string{
 	ReasonBadTime:          "bad_time",
 	ReasonBadValue:         "bad_value",
 	ReasonNotObject:        "not_object",
+	ReasonUnrecognized:     "unrecognized",
+	ReasonUntrusted:        "untrusted",
+	ReasonNotAudit:         "not_audit",
+	ReasonHeartbeat:        "heartbeat",
+}
+
+// Ignored reports whether r marks a well-formed message without an access
+// in it rather than a fault: a PostgreSQL log carries many more lines than
+// audit records, and counting those as failures would drown the real ones
+// and fill the dead-letter topic.
+func (r Reason) Ignored() bool { return r >= ReasonNotAudit && int(r) < len(reasonLabels) }
+
+// Reasons returns every Reason, for pre-declaring metric label values.
+func Reasons() []Reason {
+	out := make([]Reason, 0, len(reasonLabels)-1)
+	for r := Reason(1); int(r) < len(reasonLabels); r++ {
+		out = append(out, r)
+	}
+	return out
 }
 
 // String returns the snake_case label of r, for use as a metric label value.

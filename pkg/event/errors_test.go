@@ -17,7 +17,11 @@ func TestReasonString(t *testing.T) {
 		ReasonBadTime:          "bad_time",
 		ReasonBadValue:         "bad_value",
 		ReasonNotObject:        "not_object",
-		ReasonNotObject + 1:    "unknown",
+		ReasonUnrecognized:     "unrecognized",
+		ReasonUntrusted:        "untrusted",
+		ReasonNotAudit:         "not_audit",
+		ReasonHeartbeat:        "heartbeat",
+		ReasonHeartbeat + 1:    "unknown",
 		255:                    "unknown",
 	}
 	for r, s := range want {

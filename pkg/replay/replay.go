@@ -42,12 +42,15 @@ type Summary struct {
 	Late         uint64 // older than the allowed lateness, kept out of windows
 	Future       uint64 // too far ahead of event time to believe, kept out
 	DecodeErrors map[string]uint64
-	Detections   map[string]uint64
-	Alerts       map[string]uint64 // by rule
-	Suppressed   uint64            // detections folded into open incidents
-	Resolved     uint64            // incidents resolved (quiet for the quiet period)
-	Entities     int
-	Elapsed      time.Duration
+	// Ignored counts lines without an access in them (a PostgreSQL log's
+	// ordinary lines, heartbeats), by reason; nil when none.
+	Ignored    map[string]uint64
+	Detections map[string]uint64
+	Alerts     map[string]uint64 // by rule
+	Suppressed uint64            // detections folded into open incidents
+	Resolved   uint64            // incidents resolved (quiet for the quiet period)
+	Entities   int
+	Elapsed    time.Duration
 }
 
 // EventsPerSecond is the replay's throughput in decoded events.
@@ -166,11 +169,18 @@ func decodeAndProcess(ctx context.Context, in io.Reader, cfg *config.Config, log
 // decodeAll reads lines, decodes them into batches and sends the batches
 // to full.
 func decodeAll(ctx context.Context, in io.Reader, cfg *config.Config, log *slog.Logger, sum *Summary, free, full chan *batch) error {
-	dec := event.NewNative(event.Limits{MaxMessageBytes: cfg.Input.MaxMessageBytes, MaxRecordIDs: cfg.Input.MaxRecordIDs})
+	dec, err := event.NewDecoder(cfg.Input.Format, event.Limits{MaxMessageBytes: cfg.Input.MaxMessageBytes, MaxRecordIDs: cfg.Input.MaxRecordIDs},
+		event.Options{LogLinePrefix: cfg.Input.LogLinePrefix})
+	if err != nil {
+		return err
+	}
+	split, _ := dec.(event.Splitter)
+	var recs [][]byte
 	lines := newLineReader(in, cfg.Input.MaxMessageBytes)
 	warn := newLimiter()
 	b := <-free
 	b.n = 0
+	one := [][]byte{nil}
 	for {
 		if sum.Lines&0xffff == 0 && ctx.Err() != nil {
 			return ctx.Err()
@@ -189,28 +199,49 @@ func decodeAll(ctx context.Context, in io.Reader, cfg *config.Config, log *slog.
 			continue // blank lines are separators, not events
 		}
 		sum.Lines++
-		ev := &b.events[b.n]
 		var derr error
-		if tooLong {
+		switch {
+		case tooLong:
 			derr = &event.DecodeError{Reason: event.ReasonTooLarge, Offset: -1}
-		} else {
-			derr = dec.Decode(line, ev)
+		case split != nil:
+			recs, derr = split.Split(recs[:0], line)
+		default:
+			one[0], recs = line, one
 		}
 		if derr != nil {
-			reason, _ := event.ReasonOf(derr)
-			sum.DecodeErrors[reason.String()]++
-			if warn.allow(reason) {
-				log.Warn("message skipped", "reason", reason.String(), "line", sum.Lines, "err", derr, "skipped_so_far", sum.DecodeErrors[reason.String()])
-			}
+			skip(log, warn, sum, derr)
 			continue
 		}
-		sum.Events++
-		b.n++
-		if b.n == batchSize {
-			full <- b
-			b = <-free
-			b.n = 0
+		for _, rec := range recs {
+			if derr := dec.Decode(rec, &b.events[b.n]); derr != nil {
+				skip(log, warn, sum, derr)
+				continue
+			}
+			sum.Events++
+			b.n++
+			if b.n == batchSize {
+				full <- b
+				b = <-free
+				b.n = 0
+			}
 		}
+	}
+}
+
+// skip counts a message or record that is not an event: a failure, or an
+// ignored line (event.Reason.Ignored), which is counted but not warned of.
+func skip(log *slog.Logger, warn *limiter, sum *Summary, derr error) {
+	reason, _ := event.ReasonOf(derr)
+	if reason.Ignored() {
+		if sum.Ignored == nil {
+			sum.Ignored = map[string]uint64{}
+		}
+		sum.Ignored[reason.String()]++
+		return
+	}
+	sum.DecodeErrors[reason.String()]++
+	if warn.allow(reason) {
+		log.Warn("message skipped", "reason", reason.String(), "line", sum.Lines, "err", derr, "skipped_so_far", sum.DecodeErrors[reason.String()])
 	}
 }
 

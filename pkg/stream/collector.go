@@ -21,6 +21,7 @@ type collector struct {
 	p *Pipeline
 
 	consumed, processed, decodeFail, deadLetters, deadLetterFail     *prometheus.Desc
+	ignored                                                          *prometheus.Desc
 	fetchErr, commitErr, retentionLost, assigned, lag, eventLag      *prometheus.Desc
 	late, future, detections, alerts, incidents, entities, evictions *prometheus.Desc
 	checkpoints, ckptFail, ckptBytes, ckptLast, lsm, vlog, ready     *prometheus.Desc
@@ -38,6 +39,7 @@ func (p *Pipeline) Register(reg prometheus.Registerer) error {
 		consumed:       desc("messages_consumed_total", "Kafka messages read.", "topic", "format"),
 		processed:      desc("events_processed_total", "Events through the engine."),
 		decodeFail:     desc("decode_failures_total", "Messages rejected, by reason.", "reason"),
+		ignored:        desc("messages_ignored_total", "Well-formed messages without an access in them (ordinary log lines, heartbeats), by reason.", "reason"),
 		deadLetters:    desc("dead_letters_total", "Rejected messages written to the dead-letter topic."),
 		deadLetterFail: desc("dead_letter_failures_total", "Rejected messages the dead-letter topic refused for good."),
 		fetchErr:       desc("fetch_errors_total", "Broker errors while fetching."),
@@ -80,7 +82,7 @@ func (p *Pipeline) Register(reg prometheus.Registerer) error {
 // no sample yet (no partition assigned, no alert raised): the registry
 // checks collected metrics against them.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.consumed, c.processed, c.decodeFail, c.deadLetters, c.deadLetterFail,
+	for _, d := range []*prometheus.Desc{c.consumed, c.processed, c.decodeFail, c.ignored, c.deadLetters, c.deadLetterFail,
 		c.fetchErr, c.commitErr, c.retentionLost, c.assigned, c.lag, c.eventLag,
 		c.late, c.future, c.detections, c.alerts, c.incidents, c.entities, c.evictions,
 		c.checkpoints, c.ckptFail, c.ckptBytes, c.ckptLast, c.lsm, c.vlog, c.ready,
@@ -105,6 +107,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for i := range m.byReason {
 		if n := m.byReason[i].Load(); n > 0 {
 			counter(c.decodeFail, float64(n), event.Reason(i).String())
+		}
+	}
+	for i := range m.ignoredBy {
+		if n := m.ignoredBy[i].Load(); n > 0 {
+			counter(c.ignored, float64(n), event.Reason(i).String())
 		}
 	}
 	counter(c.deadLetters, float64(m.deadLettered.Load()))

@@ -36,6 +36,10 @@ type reader struct {
 	k      *config.Kafka
 	dialer *kafka.Dialer
 	dec    event.Decoder
+	// split is dec as an event.Splitter when its messages may carry
+	// several records, and recs its reused result.
+	split event.Splitter
+	recs  [][]byte
 	// limit is input.max_message_bytes: larger messages are dead-lettered
 	// as too_large without being decoded.
 	limit int
@@ -271,29 +275,57 @@ func (h headerCarrier) Keys() []string {
 }
 
 // message decodes one message into the current batch, or dead-letters it.
+// A message of several records (see event.Splitter) goes whole into one
+// batch when it fits, so that a crash cannot split it between a batch that
+// was checkpointed and one that was not; one larger than a batch spans
+// batches, and the positions of the earlier ones stay before it, so after a
+// crash in between its first records are counted again (at least once,
+// never lost).
 func (r *reader) message(ctx context.Context, off int64, value []byte) error {
-	if r.cur == nil {
-		select {
-		case r.cur = <-r.pool:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		r.cur.part, r.cur.n, r.cur.fetched, r.cur.fetch = r.p, 0, r.now(), r.span.SpanContext()
+	if err := r.take(ctx); err != nil {
+		return err
 	}
 	r.m.messages.Add(1)
 	r.msgs.Add(1)
-	var derr error
-	if len(value) > r.limit {
-		derr = &event.DecodeError{Reason: event.ReasonTooLarge, Offset: -1}
-	} else {
-		derr = r.dec.Decode(value, &r.cur.events[r.cur.n])
-	}
-	if derr != nil {
-		if err := r.reject(ctx, off, value, derr); err != nil {
+	switch {
+	case len(value) > r.limit:
+		if err := r.reject(ctx, off, value, &event.DecodeError{Reason: event.ReasonTooLarge, Offset: -1}); err != nil {
 			return err
 		}
-	} else {
-		r.cur.n++
+	case r.split != nil:
+		recs, err := r.split.Split(r.recs[:0], value)
+		r.recs = recs[:0]
+		if err != nil {
+			if err := r.reject(ctx, off, value, err); err != nil {
+				return err
+			}
+			break
+		}
+		if r.cur.n > 0 && len(recs) > batchSize-r.cur.n {
+			if err := r.flush(ctx); err != nil {
+				return err
+			}
+			if err := r.take(ctx); err != nil {
+				return err
+			}
+		}
+		for _, rec := range recs {
+			if err := r.decode(ctx, off, rec); err != nil {
+				return err
+			}
+			if r.cur.n == batchSize {
+				if err := r.flush(ctx); err != nil {
+					return err
+				}
+				if err := r.take(ctx); err != nil {
+					return err
+				}
+			}
+		}
+	default:
+		if err := r.decode(ctx, off, value); err != nil {
+			return err
+		}
 	}
 	r.next = off + 1
 	r.cur.next = r.next
@@ -301,6 +333,36 @@ func (r *reader) message(ctx context.Context, off int64, value []byte) error {
 		return r.flush(ctx)
 	}
 	return nil
+}
+
+// take makes sure there is a current batch to decode into.
+func (r *reader) take(ctx context.Context) error {
+	if r.cur != nil {
+		return nil
+	}
+	select {
+	case r.cur = <-r.pool:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.cur.part, r.cur.n, r.cur.fetched, r.cur.fetch = r.p, 0, r.now(), r.span.SpanContext()
+	r.cur.next = r.next
+	return nil
+}
+
+// decode decodes one record into the next slot of the current batch. A
+// record that holds no access (event.Reason.Ignored) is only counted.
+func (r *reader) decode(ctx context.Context, off int64, rec []byte) error {
+	derr := r.dec.Decode(rec, &r.cur.events[r.cur.n])
+	if derr == nil {
+		r.cur.n++
+		return nil
+	}
+	if reason, _ := event.ReasonOf(derr); reason.Ignored() {
+		r.m.ignored(reason)
+		return nil
+	}
+	return r.reject(ctx, off, rec, derr)
 }
 
 // reject counts, logs (rate limited) and dead-letters a message that

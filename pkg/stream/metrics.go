@@ -27,6 +27,9 @@ type metrics struct {
 	checkpointErr    atomic.Uint64
 	evicted          atomic.Uint64
 	byReason         [16]atomic.Uint64
+	// ignoredBy counts well-formed messages without an access (ordinary
+	// log lines, heartbeats), by event.Reason.
+	ignoredBy [16]atomic.Uint64
 	// topics counts messages per configured topic (fixed at New).
 	topics map[string]*atomic.Uint64
 	// Written by shard 0 after every batch (every shard sees every
@@ -97,6 +100,12 @@ func (m *metrics) rejected(r event.Reason) {
 	}
 }
 
+func (m *metrics) ignored(r event.Reason) {
+	if int(r) < len(m.ignoredBy) {
+		m.ignoredBy[r].Add(1)
+	}
+}
+
 func (m *metrics) setConnected(p state.Partition, ok bool) {
 	m.mu.Lock()
 	m.connected[p] = ok
@@ -120,9 +129,12 @@ func (m *metrics) setAssigned(ps []state.Partition, joined bool) {
 
 // Stats is a snapshot of what the pipeline did.
 type Stats struct {
-	Messages     uint64 // read from Kafka
-	Events       uint64 // processed by the engine
-	Rejected     map[string]uint64
+	Messages uint64 // read from Kafka
+	Events   uint64 // processed by the engine
+	Rejected map[string]uint64
+	// Ignored counts messages without an access in them (ordinary log
+	// lines, heartbeats), by reason.
+	Ignored      map[string]uint64
 	DeadLettered uint64
 	// DeadLetterFailed counts rejected messages the dead-letter topic
 	// refused for good.
@@ -141,7 +153,12 @@ func (m *metrics) stats() Stats {
 		Messages: m.messages.Load(), Events: m.events.Load(), DeadLettered: m.deadLettered.Load(), DeadLetterFailed: m.deadLetterFailed.Load(),
 		FetchErrors: m.fetchErrors.Load(), RetentionLost: m.retentionLost.Load(), CommitErrors: m.commitErrors.Load(),
 		Checkpoints: m.checkpoints.Load(), CheckpointErr: m.checkpointErr.Load(), Evicted: m.evicted.Load(),
-		Rejected: map[string]uint64{},
+		Rejected: map[string]uint64{}, Ignored: map[string]uint64{},
+	}
+	for i := range m.ignoredBy {
+		if n := m.ignoredBy[i].Load(); n > 0 {
+			s.Ignored[event.Reason(i).String()] = n
+		}
 	}
 	for i := range m.byReason {
 		if n := m.byReason[i].Load(); n > 0 {

@@ -450,11 +450,12 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 				}
 			}
 			r := &reader{
-				p: part, k: &p.cfg.Kafka, dialer: p.dialer, dec: newDecoder(format, &p.cfg.Input, len(assigned)),
+				p: part, k: &p.cfg.Kafka, dialer: p.dialer, dec: newDecoder(format, p.topic(topic), &p.cfg.Input, len(assigned)),
 				limit: p.cfg.Input.MaxMessageBytes, pool: p.pool, out: p.in, dl: dl, m: p.m, log: p.log,
 				warn: newLimiter(10*time.Second, p.now), now: p.now, msgs: p.m.topic(topic), lag: p.m.partLag(part),
 				tracer: p.tracer, headers: p.headers,
 			}
+			r.split, _ = r.dec.(event.Splitter)
 			readers.Add(1)
 			gen.Start(func(ctx context.Context) {
 				defer readers.Done()
@@ -465,6 +466,16 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 	gen.Start(func(ctx context.Context) {
 		p.commitLoop(ctx, gen, assigned, &readers)
 	})
+}
+
+// topic returns the config of an input topic.
+func (p *Pipeline) topic(name string) config.Topic {
+	for _, t := range p.cfg.Kafka.Topics {
+		if t.Name == name {
+			return t
+		}
+	}
+	return config.Topic{Name: name, Format: p.cfg.Input.Format, LogLinePrefix: p.cfg.Input.LogLinePrefix}
 }
 
 func (p *Pipeline) format(topic string) string {
@@ -480,12 +491,14 @@ func (p *Pipeline) format(topic string) string {
 // generation share the principal interner budget of one decoder: interned
 // principals are a cache, and a flood of unique ones must not cost its
 // bound once per partition.
-func newDecoder(format string, in *config.Input, readers int) event.Decoder {
-	// Only the native format exists so far; config validation rejects
-	// any other name.
-	_ = format
-	return event.NewNative(event.Limits{MaxMessageBytes: in.MaxMessageBytes, MaxRecordIDs: in.MaxRecordIDs,
-		PrincipalIntern: max(event.DefaultInternCapacity/max(readers, 1), 1<<12)})
+func newDecoder(format string, t config.Topic, in *config.Input, readers int) event.Decoder {
+	d, err := event.NewDecoder(format, event.Limits{MaxMessageBytes: in.MaxMessageBytes, MaxRecordIDs: in.MaxRecordIDs,
+		PrincipalIntern: max(event.DefaultInternCapacity/max(readers, 1), 1<<12)}, event.Options{LogLinePrefix: t.LogLinePrefix})
+	if err != nil {
+		// The config was validated by building this same decoder.
+		panic(fmt.Sprintf("stream: %v", err))
+	}
+	return d
 }
 
 // commitLoop commits each durable checkpoint's positions for the
