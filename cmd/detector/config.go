@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -23,9 +24,17 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "usage: detector config check FILE")
 			return exitUsage
 		}
-		if _, err := config.Load(args[1]); err != nil {
+		cfg, err := config.Load(args[1])
+		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitUsage
+		}
+		// An expired allowlist entry is valid (a backtest over older logs
+		// still applies it) but no longer protects anything live: say so,
+		// with the owner to chase.
+		for _, a := range cfg.Expired(time.Now()) {
+			fmt.Fprintf(stderr, "%s: warning: allowlist entry %s (owner %s) expired on %s and no longer applies\n",
+				args[1], allowName(cfg, a), a.Owner, a.Expires.Format(time.DateOnly))
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", args[1])
 		return exitOK
@@ -49,4 +58,17 @@ func configOrDefault(path string) (*config.Config, error) {
 		return config.Default(), nil
 	}
 	return config.Load(path)
+}
+
+// allowName is an allowlist entry's name, or its position when unnamed.
+func allowName(cfg *config.Config, a *config.AllowEntry) string {
+	if a.Name != "" {
+		return fmt.Sprintf("%q", a.Name)
+	}
+	for i := range cfg.Allowlist {
+		if &cfg.Allowlist[i] == a {
+			return fmt.Sprintf("allowlist[%d]", i)
+		}
+	}
+	return "?"
 }

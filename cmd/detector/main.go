@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	// Allowlist entries name IANA time zones; a minimal container image
+	// has no zoneinfo of its own.
+	_ "time/tzdata"
 )
 
 // Exit codes: 0 success, 1 the input or a runtime resource was unusable,

@@ -11,10 +11,15 @@ type Config struct {
 	Baseline  Baseline  `yaml:"baseline"`
 	Sensitive Sensitive `yaml:"sensitive"`
 	Detectors Detectors `yaml:"detectors"`
-	Alerts    Alerts    `yaml:"alerts"`
-	Kafka     Kafka     `yaml:"kafka"`
-	State     State     `yaml:"state"`
-	HTTP      HTTP      `yaml:"http"`
+	// Overrides, Allowlist and Maintenance tune the detectors for some
+	// entities, objects and times (tuning.go).
+	Overrides   []Override    `yaml:"overrides"`
+	Allowlist   []AllowEntry  `yaml:"allowlist"`
+	Maintenance []Maintenance `yaml:"maintenance"`
+	Alerts      Alerts        `yaml:"alerts"`
+	Kafka       Kafka         `yaml:"kafka"`
+	State       State         `yaml:"state"`
+	HTTP        HTTP          `yaml:"http"`
 }
 
 // Input limits what one message may cost before it is rejected.
@@ -145,6 +150,9 @@ type Prior struct {
 type Sensitive struct {
 	Patterns []string `yaml:"patterns"`
 	Exclude  []string `yaml:"exclude"`
+	// Classes weigh some sensitive objects more (or less) than the rest;
+	// they are tried before Patterns.
+	Classes []SensitiveClass `yaml:"classes"`
 }
 
 // Spike is the shape shared by baseline-relative detectors: fire when the
@@ -303,7 +311,11 @@ func Default() *Config {
 				"token", "entrance", "door_code", "ssn", "passport", "birth", "dob", "patient", "health", "salary",
 				"iban", "bank", "profile", "/me"},
 			Exclude: []string{"analytics.", "_stats", "_agg", "pg_catalog.", "information_schema."},
+			Classes: []SensitiveClass{},
 		},
+		Overrides:   []Override{},
+		Allowlist:   []AllowEntry{},
+		Maintenance: []Maintenance{},
 		Detectors: Detectors{
 			VolumeSpike:          Spike{Enabled: true, Ratio: 10, K: 4, Min: 100000},
 			SensitiveVolumeSpike: Spike{Enabled: true, Ratio: 8, K: 4, Min: 2000},

@@ -45,6 +45,21 @@ func TestLoadFiles(t *testing.T) {
 			`sinks.bad.yml:13: alerts.sinks[3].format: alertmanager sinks have their own format`,
 			`sinks.bad.yml:14: alerts.sinks[3].rules[0]: unknown rule "distinct_records"`,
 		}},
+		{file: "tuning.good.yml"},
+		{file: "tuning.bad.yml", want: []string{
+			"tuning.bad.yml:18: field max_rowz is not a known field of config.BulkRead",
+			"tuning.bad.yml:5: sensitive.classes[0].weight: must be in (0, 100], got 0",
+			"tuning.bad.yml:10: overrides[0].match.roles: only principals have a role",
+			`tuning.bad.yml:11: overrides[0].horizons[0]: "2h" is not one of engine.horizons`,
+			"tuning.bad.yml:14: overrides[0].detectors.volume_spike.ratio: must be >= 1, got 0.5",
+			`tuning.bad.yml:15: overrides[1].name: override "etl" defined twice`,
+			"tuning.bad.yml:20: allowlist[0].owner: is required",
+			`tuning.bad.yml:21: allowlist[0].hours: "25:00-04:00" is not HH:MM-HH:MM`,
+			`tuning.bad.yml:22: allowlist[0].timezone: unknown time zone "Mars/Olympus"`,
+			`tuning.bad.yml:23: allowlist[0].expires: "2027-02-30" is not a date (YYYY-MM-DD)`,
+			`tuning.bad.yml:27: maintenance[0].end: "2026-12-05T22:00:00Z" is not after start "2026-12-06T04:00:00Z"`,
+			`tuning.bad.yml:28: maintenance[0].rules[0]: unknown rule "bulk_reads"`,
+		}},
 		{file: "no_entities.bad.yml", want: []string{"no_entities.bad.yml:2: engine.entities: at least one entity kind must be enabled"}},
 		{file: "entity_ttl.bad.yml", want: []string{
 			`entity_ttl.bad.yml:2: engine.entity_ttl: "5d" must exceed the longest horizon "1w"`,
@@ -164,5 +179,54 @@ func TestSinkErrorsHideSecrets(t *testing.T) {
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("error repeats %q:\n%v", secret, err)
 		}
+	}
+}
+
+// TestOverrideChangesOnlyWhatItSays: an override's detectors section is
+// decoded over the top-level one, so unwritten knobs keep their values.
+func TestOverrideChangesOnlyWhatItSays(t *testing.T) {
+	c, err := Load("testdata/tuning.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.Overrides[0].Detectors
+	if o.VolumeSpike.Ratio != 20 || o.VolumeSpike.K != c.Detectors.VolumeSpike.K || !o.VolumeSpike.Enabled {
+		t.Errorf("volume_spike = %+v, want ratio 20 and the rest from %+v", o.VolumeSpike, c.Detectors.VolumeSpike)
+	}
+	if o.BulkRead.Enabled || o.BulkRead.MaxRows != c.Detectors.BulkRead.MaxRows {
+		t.Errorf("bulk_read = %+v", o.BulkRead)
+	}
+	if o.Enumeration != c.Detectors.Enumeration {
+		t.Errorf("enumeration changed: %+v", o.Enumeration)
+	}
+}
+
+func TestGlob(t *testing.T) {
+	for _, tt := range []struct {
+		p, s string
+		want bool
+	}{
+		{"svc-etl-*", "svc-etl-7", true}, {"svc-etl-*", "svc-etl-", true}, {"svc-etl-*", "svc-et", false},
+		{"*", "", true}, {"", "", true}, {"", "a", false}, {"a?c", "abc", true}, {"a?c", "ac", false},
+		{"/v1/customers/*", "/v1/customers/42/orders", true}, {"*.customers", "public.customers", true},
+		{"*a*b*", "xxaxxbxx", true}, {"*a*b", "xxaxxbxxc", false}, {"a**", "a", true},
+	} {
+		if got := Glob(tt.p, tt.s); got != tt.want {
+			t.Errorf("Glob(%q, %q) = %v, want %v", tt.p, tt.s, got, tt.want)
+		}
+	}
+}
+
+func TestExpired(t *testing.T) {
+	c, err := Load("testdata/tuning.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Expires 2027-03-31 in Europe/Berlin: in force until 2027-03-31T22:00Z.
+	if n := len(c.Expired(time.Date(2027, 3, 31, 21, 59, 0, 0, time.UTC))); n != 0 {
+		t.Errorf("expired before the end of its last day: %d", n)
+	}
+	if n := len(c.Expired(time.Date(2027, 3, 31, 22, 0, 0, 0, time.UTC))); n != 1 {
+		t.Errorf("not expired after its last day: %d", n)
 	}
 }

@@ -57,12 +57,23 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	// A type error (an unknown key, a string where a number goes) leaves
+	// the rest decoded: validate that too, so that one run lists every
+	// problem. A syntax error leaves nothing worth validating.
+	var typeErrs []error
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlErrors(name, err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, yamlErrors(name, err)
+		}
+		typeErrs = fieldErrors(name, err)
 	}
 	cfg.Alerts.FillDefaults()
 	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root) // already decoded once; only positions are wanted
+	_ = yaml.Unmarshal(data, &root) // already decoded once; positions and override nodes are wanted
+	if err := cfg.resolveOverrides(&root); err != nil {
+		return nil, yamlErrors(name, err)
+	}
 	fes := cfg.Validate()
 	for _, fe := range fes {
 		fe.File = name
@@ -70,7 +81,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	// In file order, as an editor would walk them.
 	slices.SortStableFunc(fes, func(a, b *FieldError) int { return a.Line - b.Line })
-	var errs []error
+	errs := typeErrs
 	for _, fe := range fes {
 		errs = append(errs, fe)
 	}
@@ -83,6 +94,10 @@ func Parse(name string, data []byte) (*Config, error) {
 // yamlErrors turns yaml.v3's messages ("line 3: field foo not found in type
 // config.Engine") into FieldErrors.
 func yamlErrors(name string, err error) error {
+	return errors.Join(fieldErrors(name, err)...)
+}
+
+func fieldErrors(name string, err error) []error {
 	var msgs []string
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -100,7 +115,7 @@ func yamlErrors(name string, err error) error {
 		fe.Msg = strings.Replace(fe.Msg, "not found in type", "is not a known field of", 1)
 		errs = append(errs, fe)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // lineOf finds the line of a dotted path such as "engine.horizons[1]" in a

@@ -40,7 +40,8 @@ func (c *Config) Validate() []*FieldError {
 	c.validateTTL(v)
 	c.Baseline.validate(v)
 	c.Sensitive.validate(v)
-	c.Detectors.validate(v)
+	c.Detectors.validate(v, "detectors")
+	c.validateTuning(v)
 	c.Alerts.validate(v)
 	c.Kafka.validate(v)
 	c.State.validate(v)
@@ -180,56 +181,57 @@ func (s *Spike) validate(v *validator, path string) {
 	v.positive(path+".min", s.Min)
 }
 
-func (d *Detectors) validate(v *validator) {
-	d.VolumeSpike.validate(v, "detectors.volume_spike")
-	d.SensitiveVolumeSpike.validate(v, "detectors.sensitive_volume_spike")
-	d.DistinctRecords.validate(v, "detectors.distinct_records")
-	d.FanOut.validate(v, "detectors.fan_out")
-	d.DeniedBurst.validate(v, "detectors.denied_burst")
-	d.DistinctObjects.validate(v, "detectors.distinct_objects")
+// validate checks d, whose fields are at p (detectors, or an override's).
+func (d *Detectors) validate(v *validator, p string) {
+	d.VolumeSpike.validate(v, p+".volume_spike")
+	d.SensitiveVolumeSpike.validate(v, p+".sensitive_volume_spike")
+	d.DistinctRecords.validate(v, p+".distinct_records")
+	d.FanOut.validate(v, p+".fan_out")
+	d.DeniedBurst.validate(v, p+".denied_burst")
+	d.DistinctObjects.validate(v, p+".distinct_objects")
 	if d.BulkRead.Enabled {
-		v.positive("detectors.bulk_read.max_rows", float64(d.BulkRead.MaxRows))
-		v.atLeast("detectors.bulk_read.learned_margin", d.BulkRead.LearnedMargin, 1)
+		v.positive(p+".bulk_read.max_rows", float64(d.BulkRead.MaxRows))
+		v.atLeast(p+".bulk_read.learned_margin", d.BulkRead.LearnedMargin, 1)
 	}
 	if d.FirstObject.Enabled {
-		v.atLeast("detectors.first_sensitive_object.min_rows", float64(d.FirstObject.MinRows), 0)
+		v.atLeast(p+".first_sensitive_object.min_rows", float64(d.FirstObject.MinRows), 0)
 		if d.FirstObject.WatchPeriod <= 0 {
-			v.add("detectors.first_sensitive_object.watch_period", "must be > 0, got %q", d.FirstObject.WatchPeriod)
+			v.add(p+".first_sensitive_object.watch_period", "must be > 0, got %q", d.FirstObject.WatchPeriod)
 		}
 	}
 	if l := d.LowAndSlow; l.Enabled {
-		v.atLeast("detectors.low_and_slow.slack", l.Slack, 0)
-		v.positive("detectors.low_and_slow.threshold", l.Threshold)
-		v.positive("detectors.low_and_slow.min_excess_rows", l.MinExcessRows)
+		v.atLeast(p+".low_and_slow.slack", l.Slack, 0)
+		v.positive(p+".low_and_slow.threshold", l.Threshold)
+		v.positive(p+".low_and_slow.min_excess_rows", l.MinExcessRows)
 	}
 	if x := d.Dormant; x.Enabled {
 		if x.DormantFor.D() < time.Hour {
-			v.add("detectors.dormant_credential.dormant_for", "must be at least 1h, got %q", x.DormantFor)
+			v.add(p+".dormant_credential.dormant_for", "must be at least 1h, got %q", x.DormantFor)
 		}
 		if x.WatchPeriod <= 0 {
-			v.add("detectors.dormant_credential.watch_period", "must be > 0, got %q", x.WatchPeriod)
+			v.add(p+".dormant_credential.watch_period", "must be > 0, got %q", x.WatchPeriod)
 		}
-		v.atLeast("detectors.dormant_credential.min_rows", float64(x.MinRows), 0)
+		v.atLeast(p+".dormant_credential.min_rows", float64(x.MinRows), 0)
 		if !(x.MinActiveShare >= 0 && x.MinActiveShare <= 1) {
-			v.add("detectors.dormant_credential.min_active_share", "must be in [0, 1], got %v", x.MinActiveShare)
+			v.add(p+".dormant_credential.min_active_share", "must be in [0, 1], got %v", x.MinActiveShare)
 		}
 	}
 	if x := d.NewSource; x.Enabled {
-		v.share("detectors.new_source.factor", x.Factor)
-		v.atLeast("detectors.new_source.min_rows", float64(x.MinRows), 0)
+		v.share(p+".new_source.factor", x.Factor)
+		v.atLeast(p+".new_source.min_rows", float64(x.MinRows), 0)
 		if x.WatchPeriod <= 0 {
-			v.add("detectors.new_source.watch_period", "must be > 0, got %q", x.WatchPeriod)
+			v.add(p+".new_source.watch_period", "must be > 0, got %q", x.WatchPeriod)
 		}
 	}
 	if x := d.OffHours; x.Enabled {
-		v.atLeast("detectors.off_hours.min_rows", float64(x.MinRows), 0)
-		v.share("detectors.off_hours.max_share", x.MaxShare)
-		v.positive("detectors.off_hours.min_weeks", x.MinWeeks)
+		v.atLeast(p+".off_hours.min_rows", float64(x.MinRows), 0)
+		v.share(p+".off_hours.max_share", x.MaxShare)
+		v.positive(p+".off_hours.min_weeks", x.MinWeeks)
 	}
 	if x := d.Enumeration; x.Enabled {
 		if x.MinIDs < 2 {
-			v.add("detectors.enumeration.min_ids", "must be >= 2, got %d", x.MinIDs)
+			v.add(p+".enumeration.min_ids", "must be >= 2, got %d", x.MinIDs)
 		}
-		v.share("detectors.enumeration.min_share", x.MinShare)
+		v.share(p+".enumeration.min_share", x.MinShare)
 	}
 }
