@@ -144,6 +144,9 @@ func printSummary(w io.Writer, s *replay.Summary) {
 	}
 	fmt.Fprintf(w, "detections: %d%s\n", det, counts(s.Detections))
 	fmt.Fprintf(w, "alerts: %d%s; %d detections folded into open incidents; %d incidents resolved\n", al, counts(s.Alerts), s.Suppressed, s.Resolved)
+	for _, m := range s.Muted {
+		fmt.Fprintf(w, "%s %s: %d detections kept from alerting\n", m.Reason, m.Name, m.N)
+	}
 	fmt.Fprintf(w, "throughput: %.0f events/s (%.2fs)\n", s.EventsPerSecond(), s.Elapsed.Seconds())
 }
 

@@ -39,6 +39,13 @@ type Alert struct {
 	// prior; Learning that the entity is still young.
 	Basis    string `json:"basis"`
 	Learning bool   `json:"learning"`
+	// Override names the override (config overrides) whose settings
+	// judged the entity, so that an analyst reading a threshold knows
+	// which one it was.
+	Override string `json:"override,omitempty"`
+	// Sensitivity is the heaviest sensitivity class of the objects, when
+	// sensitive.classes are configured.
+	Sensitivity string `json:"sensitivity_class,omitempty"`
 	// Runbook links the rule's explanation and first steps.
 	Runbook string `json:"runbook_url,omitempty"`
 	// Samples are pseudonymised record ids of the triggering request

@@ -26,6 +26,8 @@ type Builder struct {
 
 	// Suppressed counts detections folded into an open incident.
 	Suppressed uint64
+	// mute is the allowlist and the maintenance windows (suppress.go).
+	mute *suppressor
 }
 
 // NewBuilder returns a Builder; now may be nil (replay).
@@ -34,14 +36,22 @@ func NewBuilder(cfg *config.Config, p *Pseudonymizer, now func() time.Time) *Bui
 	return &Builder{
 		inc:   newIncidents(int64(a.QuietPeriod), int64(cfg.Engine.AllowedLateness), a.EscalationStep),
 		pseud: p, now: now, runbook: a.RunbookURL, samples: a.Samples,
+		mute: newSuppressor(cfg),
 	}
 }
+
+// Muted returns how many detections each allowlist entry and maintenance
+// window kept from alerting.
+func (b *Builder) Muted() []Suppression { return b.mute.counts() }
 
 // Build returns the alerts d causes: nothing when it only continues an
 // open incident; its incident's opening or escalation otherwise, preceded
 // by the resolution of the previous incident about the same entity and
 // rule when that one had gone quiet.
 func (b *Builder) Build(d *models.Detection) []*Alert {
+	if b.mute.suppressed(d) {
+		return nil
+	}
 	in, tr, stale := b.inc.observe(d)
 	var out []*Alert
 	if stale != nil {
@@ -159,9 +169,11 @@ func (b *Builder) alert(d *models.Detection, in *incident, tr transition) *Alert
 		MitreAttack: d.Rule.MITRE(),
 		Incident: Incident{ID: incID, Status: status, Sequence: in.seq, OpenedAt: formatTime(in.opened), Family: d.Rule.Family().String(),
 			Rules: slices.Clone(in.rules), Detections: in.detections, Exposure: Exposure{Rows: round2(in.rows()), Records: round2(in.records())}},
-		Exposure: round2(d.Exposure),
-		Basis:    d.Basis.String(),
-		Learning: d.Learning,
+		Exposure:    round2(d.Exposure),
+		Basis:       d.Basis.String(),
+		Learning:    d.Learning,
+		Override:    d.Override,
+		Sensitivity: d.Class,
 	}
 	a.Runbook = runbook(b.runbook, a.Rule)
 	for _, m := range d.Measures[:d.NMeasures] {
@@ -322,4 +334,7 @@ func (b *Builder) Reconfigure(cfg *config.Config) {
 	b.inc.quiet, b.inc.grace, b.inc.step = int64(a.QuietPeriod), int64(cfg.Engine.AllowedLateness), a.EscalationStep
 	b.inc.resetDue()
 	b.runbook, b.samples = a.RunbookURL, a.Samples
+	mute := newSuppressor(cfg)
+	mute.carryCounts(b.mute)
+	b.mute = mute
 }

@@ -258,15 +258,18 @@ func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
 // defaultThr is the threshold of measure m that thresholds() sets before
 // any baseline is consulted; only thresholds that differ are stored.
-func (e *Engine) defaultThr(ent *Entity, m int) float32 {
-	if sp := e.spikes[m]; sp != nil && !(m == mPrincipals && ent.prin == nil) {
+func (e *Engine) defaultThr(ent *Entity, hi, m int) float32 {
+	p := e.profileOf(ent)
+	if sp := p.spikes[m]; sp != nil && p.judged&(1<<hi) != 0 && !(m == mPrincipals && ent.prin == nil) {
 		return float32(sp.Min)
 	}
 	return never
 }
 
-func (e *Engine) defaultEnumThr() float32 {
-	if en := &e.cfg.Detectors.Enumeration; en.Enabled {
+// defaultEnumThr is the enumeration threshold of a new bucket of horizon hi.
+func (e *Engine) defaultEnumThr(ent *Entity, hi int) float32 {
+	p := e.profileOf(ent)
+	if en := &p.det.Enumeration; en.Enabled && p.judged&(1<<hi) != 0 {
 		return float32(en.MinIDs)
 	}
 	return never
@@ -494,7 +497,7 @@ func (e *Engine) appendWindow(w *enc, ent *Entity, hi int) {
 	}
 	var thrMask uint64
 	for m := range win.thr {
-		if math.Float32bits(win.thr[m]) != math.Float32bits(e.defaultThr(ent, m)) {
+		if math.Float32bits(win.thr[m]) != math.Float32bits(e.defaultThr(ent, hi, m)) {
 			thrMask |= 1 << m
 		}
 	}
@@ -502,7 +505,7 @@ func (e *Engine) appendWindow(w *enc, ent *Entity, hi int) {
 	if win.anomalous {
 		flags |= winAnomalous
 	}
-	enumOwn := math.Float32bits(win.enumThr) != math.Float32bits(e.defaultEnumThr())
+	enumOwn := math.Float32bits(win.enumThr) != math.Float32bits(e.defaultEnumThr(ent, hi))
 	if enumOwn {
 		flags |= winEnumThr
 	}
@@ -655,9 +658,9 @@ func (e *Engine) decodeEntity(h uint64, data []byte) (*Entity, error) {
 		ent.group = e.groups[ent.role]
 	}
 	for hi := range ent.win {
-		ent.win[hi].enumThr = e.defaultEnumThr()
+		ent.win[hi].enumThr = e.defaultEnumThr(ent, hi)
 		for m := range ent.win[hi].thr {
-			ent.win[hi].thr[m] = e.defaultThr(ent, m)
+			ent.win[hi].thr[m] = e.defaultThr(ent, hi, m)
 		}
 	}
 

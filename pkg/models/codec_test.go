@@ -163,6 +163,8 @@ func randomEntity(e *Engine, rng *rand.Rand, kind Kind) *Entity {
 		n.basis = Basis(rng.IntN(int(BasisPrior) + 1))
 	}
 	ent.group = e.groupOf(ent.role)
+	ent.prof = nil // resolved from kind, key and role, not stored
+	e.profileOf(ent)
 	return ent
 }
 

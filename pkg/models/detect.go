@@ -10,7 +10,7 @@ import (
 func (e *Engine) begin(rule Rule, ent *Entity, t int64) *Detection {
 	d := &e.det
 	*d = Detection{Rule: rule, Kind: ent.kind, Key: ent.key, Hash: ent.hash, Role: ent.role, Time: t,
-		WindowStart: t, WindowEnd: t, Learning: !ent.historyCovers(e.learning), Warmup: e.warm}
+		WindowStart: t, WindowEnd: t, Learning: !ent.historyCovers(e.profileOf(ent).learning), Warmup: e.warm}
 	d.Principal, d.PrincipalType = ent.key, ent.ptype
 	if ent.kind != KindPrincipal {
 		d.Principal, d.PrincipalType = ent.topPrincipal[0].name, ent.topPrincipal[0].ptype
@@ -42,6 +42,10 @@ func (e *Engine) finish(ent *Entity, d *Detection, score float64) {
 	if d.Rows == 0 && d.Records == 0 {
 		d.Rows = d.Exposure
 	}
+	if e.sens.maxWeight != 1 {
+		e.unweight(d)
+	}
+	d.Override = ent.prof.name
 	d.Score = math.Round(clamp(score, 0, 100)*10) / 10
 	d.Severity = severityOf(d.Rule, d.Score, d.Exposure, d.Warmup || d.Basis == BasisPrior)
 	e.stats.Detections[d.Rule]++
@@ -170,7 +174,7 @@ func (e *Engine) fireSpike(ent *Entity, hi, m int, obs, f float64, prin *pair, t
 
 func (e *Engine) checkEnumeration(ent *Entity, hi int, ids float64, t int64) {
 	w := &ent.win[hi]
-	en := &e.cfg.Detectors.Enumeration
+	en := &e.profileOf(ent).det.Enumeration
 	share := float64(w.cur.seq+w.prev.seq) / ids
 	if share < en.MinShare {
 		// Not a walk yet: look again after a quarter more ids rather than
@@ -198,7 +202,7 @@ func (e *Engine) checkEnumeration(ent *Entity, hi int, ids float64, t int64) {
 // tomorrow is doing the same day's work). A request that fires is not
 // learned.
 func (e *Engine) checkBulk(ent *Entity, x *eventFacts) {
-	br := &e.cfg.Detectors.BulkRead
+	br := &e.profileOf(ent).det.BulkRead
 	if !br.Enabled || !x.sensitive {
 		return
 	}
@@ -217,6 +221,7 @@ func (e *Engine) checkBulk(ent *Entity, x *eventFacts) {
 	}
 	if rows >= float64(br.MaxRows) && rows > br.LearnedMargin*learned {
 		d := e.begin(RuleBulkRead, ent, x.ev.Time)
+		d.rawRows = float64(x.ev.Rows)
 		d.Basis = basis
 		d.addMeasure("sensitive_rows_in_request", rows, learned)
 		d.addMeasure("request_cap", float64(br.MaxRows), 0)
@@ -238,7 +243,7 @@ func (e *Engine) checkBulk(ent *Entity, x *eventFacts) {
 // the principal's own history is long enough to say the object is new to
 // it, or earlier when none of its peers reads that object either.
 func (e *Engine) checkFirstObject(ent *Entity, x *eventFacts) {
-	fo := &e.cfg.Detectors.FirstObject
+	fo := &e.profileOf(ent).det.FirstObject
 	if !fo.Enabled || !x.sensitive || ent.kind != KindPrincipal {
 		return
 	}
@@ -250,7 +255,7 @@ func (e *Engine) checkFirstObject(ent *Entity, x *eventFacts) {
 			_, peersKnow = g.objects[x.objHash]
 			g.addObject(x.objHash)
 		}
-		own := ent.historyCovers(e.learning)
+		own := ent.historyCovers(e.profileOf(ent).learning)
 		peerSays := !own && g != nil && g.members >= minPeers && len(g.objects) > 1 && !peersKnow
 		if !e.warm && (own || peerSays) {
 			ent.newObj = novelty{hash: x.objHash, since: t, thr: float64(fo.MinRows)}
@@ -279,7 +284,7 @@ func (e *Engine) checkFirstObject(ent *Entity, x *eventFacts) {
 // laptop, a trip), so it fires only when the new source brings sensitive
 // rows beyond a fraction of the usual hourly threshold.
 func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
-	ns := &e.cfg.Detectors.NewSource
+	ns := &e.profileOf(ent).det.NewSource
 	if !ns.Enabled {
 		return
 	}
@@ -296,9 +301,9 @@ func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
 				w.prev.newSources++
 			}
 		}
-		if !e.warm && ent.newSrc.since == 0 && ent.historyCovers(e.learning) {
+		if !e.warm && ent.newSrc.since == 0 && ent.historyCovers(e.profileOf(ent).learning) {
 			thr := float64(ns.MinRows)
-			if hi := e.hourIdx; hi >= 0 && e.spikes[mSensitive] != nil {
+			if hi := e.hourIdx; hi >= 0 && e.profileOf(ent).spikes[mSensitive] != nil {
 				if ent.win[hi].exact&(1<<mSensitive) == 0 {
 					e.exactThreshold(ent, hi, mSensitive)
 				}
@@ -333,7 +338,7 @@ func (e *Engine) checkNewSource(ent *Entity, x *eventFacts) {
 func (e *Engine) checkDormant(ent *Entity, x *eventFacts) {
 	n := &ent.revived
 	t := x.ev.Time
-	if !n.watch(t, int64(e.cfg.Detectors.Dormant.WatchPeriod), true, float64(x.sensRows)) {
+	if !n.watch(t, int64(e.profileOf(ent).det.Dormant.WatchPeriod), true, float64(x.sensRows)) {
 		return
 	}
 	d := e.begin(RuleDormantCredential, ent, t)
@@ -341,7 +346,7 @@ func (e *Engine) checkDormant(ent *Entity, x *eventFacts) {
 	d.addMeasure("days_silent", float64(n.gap)/float64(dayNs), 0)
 	d.addMeasure("sensitive_rows_since_return", n.rows, 0)
 	d.Exposure = n.rows
-	e.finish(ent, d, clamp(60+10*math.Log10(float64(n.gap)/float64(e.cfg.Detectors.Dormant.DormantFor)+1)+10*math.Log10(n.rows/max(n.thr, 1)+1), 60, 95))
+	e.finish(ent, d, clamp(60+10*math.Log10(float64(n.gap)/float64(e.profileOf(ent).det.Dormant.DormantFor)+1)+10*math.Log10(n.rows/max(n.thr, 1)+1), 60, 95))
 	*n = novelty{}
 }
 
@@ -357,7 +362,7 @@ const (
 // which off-hours fires: MinRows when the entity (or, while its own
 // profile is short, its peers) practically never works in this slot.
 func (e *Engine) offHoursThreshold(ent *Entity, slot int) float64 {
-	oh := &e.cfg.Detectors.OffHours
+	oh := &e.profileOf(ent).det.OffHours
 	if !oh.Enabled || e.warm || ent.kind != KindPrincipal {
 		return never
 	}
@@ -391,16 +396,16 @@ func (e *Engine) checkOffHours(ent *Entity, x *eventFacts) {
 	d.WindowStart, d.Horizon = w.start, durationOf(e.horizons[e.hourIdx])
 	d.Basis = BasisOwn
 	share := 0.0
-	if ent.rhythm != nil && ent.weeks() >= e.cfg.Detectors.OffHours.MinWeeks {
+	if ent.rhythm != nil && ent.weeks() >= e.profileOf(ent).det.OffHours.MinWeeks {
 		share = float64(ent.rhythm.maxNear(slotOf(w.start))) / ent.weeks()
 	} else {
 		d.Basis = BasisPeers
 	}
 	xp := e.expect(ent, e.hourIdx, mSensitive, slotOf(w.start))
 	d.addMeasure("sensitive_rows_this_hour", rows, math.Expm1(xp.mu))
-	d.addMeasure("share_of_weeks_active_at_this_hour", share, e.cfg.Detectors.OffHours.MaxShare)
+	d.addMeasure("share_of_weeks_active_at_this_hour", share, e.profileOf(ent).det.OffHours.MaxShare)
 	d.Exposure = rows
-	e.finish(ent, d, clamp(50+10*math.Log10(rows/max(float64(e.cfg.Detectors.OffHours.MinRows), 1)), 50, 85))
+	e.finish(ent, d, clamp(50+10*math.Log10(rows/max(float64(e.profileOf(ent).det.OffHours.MinRows), 1)), 50, 85))
 }
 
 // durationOf converts nanoseconds of event time.
@@ -412,7 +417,7 @@ func durationOf(ns int64) time.Duration { return time.Duration(ns) }
 // normal: a single day's spike is the volume detector's, and a "slow"
 // alert about one day would misexplain it.
 func (e *Engine) lowAndSlowThreshold(ent *Entity, h *history) float64 {
-	ls := &e.cfg.Detectors.LowAndSlow
+	ls := &e.profileOf(ent).det.LowAndSlow
 	b := &h.base[mSensitive]
 	if !ls.Enabled || e.warm || b.n < 5 || ent.cusum <= 0 {
 		return never
@@ -461,4 +466,20 @@ func parseNetKey(kind Kind, key string) (uint64, bool) {
 		return 0, false
 	}
 	return netHash(kind, p.Masked()), true
+}
+
+// unweight turns the weighted sensitive rows of d (sensitive.classes) back
+// into rows for its exposure: exactly for one request, otherwise as the
+// lower bound weighted/maxWeight, since the mix of classes in a window is
+// not kept. The measures stay weighted: they are what was judged.
+func (e *Engine) unweight(d *Detection) {
+	if d.rawRows > 0 {
+		d.Rows = d.rawRows
+	} else {
+		d.Rows = math.Floor(d.Rows / e.sens.maxWeight)
+	}
+	if d.Rule != RuleDeniedBurst {
+		d.Exposure = max(d.Rows, d.Records)
+	}
+	d.Class = e.sens.className(d.Objects[:d.NObjects])
 }

@@ -67,6 +67,14 @@ type Detection struct {
 	Warmup   bool
 	// Sequential is the share of sequential ids (enumeration only).
 	Sequential float64
+	// Override is the name of the override whose settings judged the
+	// entity, "" for the top-level ones.
+	Override string
+	// Class is the heaviest sensitivity class among Objects, when
+	// sensitive.classes are configured.
+	Class string
+	// rawRows is the unweighted rows of a one-request detection.
+	rawRows float64
 }
 
 func (d *Detection) addMeasure(name string, observed, expected float64) {

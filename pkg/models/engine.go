@@ -42,10 +42,11 @@ type Engine struct {
 	netBits4, netBits6 int
 	lateness           int64
 	warmup             int64
-	learning           int64
 
-	spikes [numMeasures]*config.Spike
-	prior  [numMeasures]float64
+	// profiles are the detector settings: [0] the top-level ones, then one
+	// per override (profile.go).
+	profiles []*profile
+	prior    [numMeasures]float64
 
 	entities map[uint64]*Entity
 	groups   map[string]*group
@@ -100,7 +101,6 @@ func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
 		netBits6: cfg.Engine.SourceNetBitsV6,
 		lateness: int64(cfg.Engine.AllowedLateness),
 		warmup:   int64(cfg.Engine.Warmup),
-		learning: int64(cfg.Engine.LearningPeriod),
 		ttl:      int64(cfg.Engine.EntityTTL),
 		entities: make(map[uint64]*Entity),
 		groups:   make(map[string]*group),
@@ -124,7 +124,7 @@ func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
 	for i := range e.pop {
 		e.pop[i] = newGroup(len(e.horizons))
 	}
-	e.setSpikes()
+	e.profiles = newProfiles(cfg)
 	p := cfg.Baseline.Prior
 	e.prior = [numMeasures]float64{p.Rows, p.SensitiveRows, p.Requests, p.Denied, p.DistinctRecords, p.DistinctPrincipals, p.DistinctObjects}
 	return e, nil
@@ -181,9 +181,10 @@ func (e *Engine) Process(ev *event.Event) {
 	e.stats.Events++
 
 	e.cur = ev // every detection is raised inside Process
-	x := eventFacts{ev: ev, sensitive: e.sens.sensitive(ev.Object)}
+	cl := e.sens.class(ev.Object)
+	x := eventFacts{ev: ev, sensitive: cl != 0}
 	if x.sensitive {
-		x.sensRows = ev.Rows
+		x.sensRows = e.sens.weighted(ev.Rows, cl)
 	}
 	if ev.Object != "" {
 		x.objHash = xxhash.Sum64String(ev.Object)
@@ -243,8 +244,10 @@ func (ent *Entity) touch(horizons int) int64 {
 // eventFacts is what Process derives once per event and every entity
 // shares.
 type eventFacts struct {
-	ev                  *event.Event
-	sensitive           bool
+	ev        *event.Event
+	sensitive bool
+	// sensRows is the rows of a sensitive object, weighted by its class
+	// (sensitive.classes).
 	sensRows            int64
 	objHash, prinHash   uint64
 	srcHash, clientHash uint64
@@ -330,7 +333,6 @@ func (e *Engine) groupOf(role string) *group {
 func (e *Engine) observe(ent *Entity, x *eventFacts) {
 	ev := x.ev
 	t := ev.Time
-	cfg := &e.cfg.Detectors
 
 	// An entity silent for longer than the TTL is forgotten: it starts
 	// afresh, as it would had its state been deleted already, so that
@@ -346,6 +348,7 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		e.dirty = append(e.dirty, ent)
 	}
 
+	cfg := e.profileOf(ent).det
 	// Dormancy is judged on the gap before this event, so before last moves.
 	if cfg.Dormant.Enabled && (ent.kind == KindPrincipal || ent.kind == KindCredential) && t-ent.last >= int64(cfg.Dormant.DormantFor) && e.dormantEligible(ent) && !e.warm {
 		ent.revived = novelty{since: t, gap: t - ent.last, thr: float64(cfg.Dormant.MinRows)}
@@ -361,6 +364,7 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		if ent.group = e.groupOf(ev.Role); ent.group != nil {
 			ent.group.members++
 		}
+		ent.prof = nil // an override may match by role
 	}
 
 	e.roll(ent, &x.bucket)
@@ -632,7 +636,7 @@ func sampled(g *group, h uint64, start int64) bool {
 
 // closeHour updates the hour-of-week profiles with a closed active hour.
 func (e *Engine) closeHour(ent *Entity, w *window, h *history) {
-	if !e.cfg.Baseline.Rhythm && !e.cfg.Detectors.OffHours.Enabled {
+	if !e.cfg.Baseline.Rhythm && !e.profileOf(ent).det.OffHours.Enabled {
 		return
 	}
 	s := slotOf(w.start)
@@ -665,7 +669,7 @@ func (e *Engine) closeDay(ent *Entity, w *window, h *history) {
 		return
 	}
 	ent.activeDays++
-	ls := &e.cfg.Detectors.LowAndSlow
+	ls := &e.profileOf(ent).det.LowAndSlow
 	// A day a detector already flagged is explained; only days that
 	// passed unremarked may add up to a slow leak.
 	if !ls.Enabled || e.warm || w.anomalous {
@@ -693,10 +697,7 @@ func (e *Engine) open(ent *Entity, hi int) {
 	w := &ent.win[hi]
 	slot := slotOf(w.start)
 	e.thresholds(ent, hi)
-	w.enumThr = never
-	if en := &e.cfg.Detectors.Enumeration; en.Enabled {
-		w.enumThr = float32(en.MinIDs)
-	}
+	w.enumThr = e.defaultEnumThr(ent, hi)
 	if hi == e.hourIdx {
 		ent.offThr = e.offHoursThreshold(ent, slot)
 	}
@@ -713,10 +714,12 @@ func (e *Engine) open(ent *Entity, hi int) {
 func (e *Engine) thresholds(ent *Entity, hi int) {
 	w := &ent.win[hi]
 	w.exact = 0
+	p := e.profileOf(ent)
+	judged := p.judged&(1<<hi) != 0
 	for m := 0; m < numMeasures; m++ {
-		sp := e.spikes[m]
+		sp := p.spikes[m]
 		switch {
-		case sp == nil || (m == mPrincipals && ent.prin == nil):
+		case sp == nil || !judged || (m == mPrincipals && ent.prin == nil):
 			w.thr[m] = never
 		case w.fired&(1<<m) == 0:
 			w.thr[m] = float32(sp.Min)
@@ -728,7 +731,7 @@ func (e *Engine) thresholds(ent *Entity, hi int) {
 // they stand.
 func (e *Engine) exactThreshold(ent *Entity, hi, m int) {
 	w := &ent.win[hi]
-	sp := e.spikes[m]
+	sp := e.profileOf(ent).spikes[m]
 	x := e.expect(ent, hi, m, slotOf(w.start))
 	thr := float32(min(never, max(sp.Min, sp.Ratio*math.Expm1(x.mu), math.Expm1(x.mu+sp.K*x.dev), e.cfg.Baseline.PeakMargin*e.peakOf(ent, hi, m))))
 	if w.fired&(1<<m) != 0 {
@@ -776,7 +779,7 @@ func (e *Engine) peakOf(ent *Entity, hi, m int) float64 {
 func (ent *Entity) weeks() float64 { return float64(ent.last-ent.first) / float64(weekNs) }
 
 func (e *Engine) dormantEligible(ent *Entity) bool {
-	d := &e.cfg.Detectors.Dormant
+	d := &e.profileOf(ent).det.Dormant
 	if !ent.historyCovers(int64(d.MinHistory)) {
 		return false
 	}

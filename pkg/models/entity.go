@@ -49,6 +49,9 @@ type Entity struct {
 
 	role  string
 	group *group // peer group; nil without a role
+	// prof is the detector settings judging the entity (profile.go); nil
+	// until resolved.
+	prof *profile
 
 	// Novelty: known sources and sensitive objects (hashes, most recent
 	// last), and the watch on the newest one seen after learning.

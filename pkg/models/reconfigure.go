@@ -23,19 +23,13 @@ func (e *Engine) Reconfigure(cfg *config.Config) error {
 	}
 	e.cfg = cfg
 	e.sens = newClassifier(cfg.Sensitive)
-	e.setSpikes()
-	return nil
-}
-
-// setSpikes points each measure at its enabled spike detector's config.
-func (e *Engine) setSpikes() {
-	e.spikes = [numMeasures]*config.Spike{}
-	d := &e.cfg.Detectors
-	for m, s := range map[int]*config.Spike{mRows: &d.VolumeSpike, mSensitive: &d.SensitiveVolumeSpike, mRecords: &d.DistinctRecords, mPrincipals: &d.FanOut, mDenied: &d.DeniedBurst, mObjects: &d.DistinctObjects} {
-		if s.Enabled {
-			e.spikes[m] = s
-		}
+	e.profiles = newProfiles(cfg)
+	// Entities resolve their override again at their next event; evicted
+	// ones do when they are loaded.
+	for _, ent := range e.entities {
+		ent.prof = nil
 	}
+	return nil
 }
 
 // Reloadable reports why cfg cannot replace old in a running engine: the

@@ -48,9 +48,12 @@ type Summary struct {
 	Detections map[string]uint64
 	Alerts     map[string]uint64 // by rule
 	Suppressed uint64            // detections folded into open incidents
-	Resolved   uint64            // incidents resolved (quiet for the quiet period)
-	Entities   int
-	Elapsed    time.Duration
+	// Muted counts detections kept from alerting by each allowlist entry
+	// and maintenance window.
+	Muted    []alerts.Suppression
+	Resolved uint64 // incidents resolved (quiet for the quiet period)
+	Entities int
+	Elapsed  time.Duration
 }
 
 // EventsPerSecond is the replay's throughput in decoded events.
@@ -128,6 +131,7 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		}
 	}
 	sum.Suppressed = builder.Suppressed
+	sum.Muted = builder.Muted()
 	sum.Entities = engine.Entities()
 	sum.Elapsed = now().Sub(start)
 	if readErr != nil {

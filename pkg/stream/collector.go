@@ -21,7 +21,7 @@ type collector struct {
 	p *Pipeline
 
 	consumed, processed, decodeFail, deadLetters, deadLetterFail     *prometheus.Desc
-	ignored                                                          *prometheus.Desc
+	ignored, suppressed, allowlist                                   *prometheus.Desc
 	fetchErr, commitErr, retentionLost, assigned, lag, eventLag      *prometheus.Desc
 	late, future, detections, alerts, incidents, entities, evictions *prometheus.Desc
 	checkpoints, ckptFail, ckptBytes, ckptLast, lsm, vlog, ready     *prometheus.Desc
@@ -51,6 +51,8 @@ func (p *Pipeline) Register(reg prometheus.Registerer) error {
 		late:           desc("late_events_total", "Events older than the allowed lateness, kept out of windows."),
 		future:         desc("future_events_total", "Events too far ahead of event time, dropped."),
 		detections:     desc("detections_total", "Detections by the engine.", "rule"),
+		suppressed:     desc("detections_suppressed_total", "Detections an allowlist entry or a maintenance window kept from alerting.", "reason", "name"),
+		allowlist:      desc("allowlist_entries", "Allowlist entries by state (active, expired) at the wall clock.", "state"),
 		alerts:         desc("alerts_total", "Alerts raised.", "rule", "severity", "status"),
 		incidents:      desc("open_incidents", "Incidents not yet resolved.", "family", "severity"),
 		entities:       desc("entities", "Entities held.", "where"),
@@ -82,7 +84,7 @@ func (p *Pipeline) Register(reg prometheus.Registerer) error {
 // no sample yet (no partition assigned, no alert raised): the registry
 // checks collected metrics against them.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.consumed, c.processed, c.decodeFail, c.ignored, c.deadLetters, c.deadLetterFail,
+	for _, d := range []*prometheus.Desc{c.consumed, c.processed, c.decodeFail, c.ignored, c.suppressed, c.allowlist, c.deadLetters, c.deadLetterFail,
 		c.fetchErr, c.commitErr, c.retentionLost, c.assigned, c.lag, c.eventLag,
 		c.late, c.future, c.detections, c.alerts, c.incidents, c.entities, c.evictions,
 		c.checkpoints, c.ckptFail, c.ckptBytes, c.ckptLast, c.lsm, c.vlog, c.ready,
@@ -140,6 +142,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for rule, n := range p.detections {
 		counter(c.detections, float64(n), rule)
 	}
+	for _, s := range p.builder.Muted() {
+		counter(c.suppressed, float64(s.N), s.Reason, s.Name)
+	}
+	cfg := p.cfg
+	expired := len(cfg.Expired(p.now()))
+	gauge(c.allowlist, float64(len(cfg.Allowlist)-expired), "active")
+	gauge(c.allowlist, float64(expired), "expired")
 	for k, n := range p.raised {
 		counter(c.alerts, float64(n), k.rule, k.severity, k.status)
 	}

@@ -319,6 +319,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// Sinks deliver from the start (the outbox may hold alerts of the last
 	// run) to the end, and get the shutdown timeout to empty it.
 	p.deliver.Start()
+	p.warnExpired()
 	defer func() {
 		// A sink that is down must not hold the shutdown for long: what
 		// it has not taken stays in the outbox for the next start.

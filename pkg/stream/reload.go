@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/models"
@@ -91,11 +92,14 @@ func (p *Pipeline) applyReload(r reload) {
 	if err == nil {
 		p.alertMu.Lock()
 		p.builder.Reconfigure(r.cfg)
-		p.alertMu.Unlock()
+		// Under alertMu: the metrics collector reads the allowlist.
 		p.cfg.Detectors, p.cfg.Sensitive = r.cfg.Detectors, r.cfg.Sensitive
+		p.cfg.Overrides, p.cfg.Allowlist, p.cfg.Maintenance = r.cfg.Overrides, r.cfg.Allowlist, r.cfg.Maintenance
 		p.cfg.Alerts.QuietPeriod, p.cfg.Alerts.EscalationStep = r.cfg.Alerts.QuietPeriod, r.cfg.Alerts.EscalationStep
 		p.cfg.Alerts.Samples, p.cfg.Alerts.RunbookURL = r.cfg.Alerts.Samples, r.cfg.Alerts.RunbookURL
+		p.alertMu.Unlock()
 		p.log.Info("config reloaded")
+		p.warnExpired()
 	}
 	r.done <- err
 }
@@ -107,4 +111,15 @@ func shardConfig(cfg *config.Config, shards int) *config.Config {
 		sc.Engine.MaxEntities = (sc.Engine.MaxEntities + shards - 1) / shards
 	}
 	return &sc
+}
+
+// warnExpired logs the allowlist entries that no longer apply, with their
+// owners: an expired exception is a decision someone has to take again.
+func (p *Pipeline) warnExpired() {
+	p.alertMu.Lock()
+	expired := p.cfg.Expired(p.now())
+	p.alertMu.Unlock()
+	for _, a := range expired {
+		p.log.Warn("allowlist entry expired; it no longer applies", "entry", a.Name, "owner", a.Owner, "expired", a.Expires.Format(time.DateOnly))
+	}
 }
