@@ -42,7 +42,7 @@ func (e *Engine) finish(ent *Entity, d *Detection, score float64) {
 	if d.Rows == 0 && d.Records == 0 {
 		d.Rows = d.Exposure
 	}
-	if e.sens.maxWeight != 1 {
+	if len(e.sens.classes) > 0 {
 		e.unweight(d)
 	}
 	d.Override = ent.prof.name
