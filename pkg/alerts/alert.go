@@ -46,6 +46,10 @@ type Alert struct {
 	// Sensitivity is the heaviest sensitivity class of the objects, when
 	// sensitive.classes are configured.
 	Sensitivity string `json:"sensitivity_class,omitempty"`
+	// RowsUnknown says that a source of the entity reports no row counts:
+	// its rows were counted as requests (or record ids), so the figures
+	// are a floor.
+	RowsUnknown bool `json:"rows_unknown,omitempty"`
 	// Runbook links the rule's explanation and first steps.
 	Runbook string `json:"runbook_url,omitempty"`
 	// Samples are pseudonymised record ids of the triggering request

@@ -174,6 +174,7 @@ func (b *Builder) alert(d *models.Detection, in *incident, tr transition) *Alert
 		Learning:    d.Learning,
 		Override:    d.Override,
 		Sensitivity: d.Class,
+		RowsUnknown: d.RowsUnknown,
 	}
 	a.Runbook = runbook(b.runbook, a.Rule)
 	for _, m := range d.Measures[:d.NMeasures] {
@@ -313,6 +314,9 @@ func summary(d *models.Detection, a *Alert) string {
 	b.WriteString(".")
 	if d.Warmup {
 		b.WriteString(" Raised during warm-up: severity capped.")
+	}
+	if d.RowsUnknown {
+		b.WriteString(" A source of this entity reports no row counts: requests were counted as rows, so the figures are a floor.")
 	}
 	return b.String()
 }

@@ -46,6 +46,7 @@ func (e *Engine) finish(ent *Entity, d *Detection, score float64) {
 		e.unweight(d)
 	}
 	d.Override = ent.prof.name
+	d.RowsUnknown = ent.rowless
 	d.Score = math.Round(clamp(score, 0, 100)*10) / 10
 	d.Severity = severityOf(d.Rule, d.Score, d.Exposure, d.Warmup || d.Basis == BasisPrior)
 	e.stats.Detections[d.Rule]++
@@ -221,7 +222,7 @@ func (e *Engine) checkBulk(ent *Entity, x *eventFacts) {
 	}
 	if rows >= float64(br.MaxRows) && rows > br.LearnedMargin*learned {
 		d := e.begin(RuleBulkRead, ent, x.ev.Time)
-		d.rawRows = float64(x.ev.Rows)
+		d.rawRows = float64(x.rows)
 		d.Basis = basis
 		d.addMeasure("sensitive_rows_in_request", rows, learned)
 		d.addMeasure("request_cap", float64(br.MaxRows), 0)

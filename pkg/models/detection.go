@@ -73,6 +73,10 @@ type Detection struct {
 	// Class is the heaviest sensitivity class among Objects, when
 	// sensitive.classes are configured.
 	Class string
+	// RowsUnknown says that some of the entity's accesses came from a
+	// source without row counts, counted as one row per request (or per
+	// record id named).
+	RowsUnknown bool
 	// rawRows is the unweighted rows of a one-request detection.
 	rawRows float64
 }

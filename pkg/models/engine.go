@@ -182,9 +182,12 @@ func (e *Engine) Process(ev *event.Event) {
 
 	e.cur = ev // every detection is raised inside Process
 	cl := e.sens.class(ev.Object)
-	x := eventFacts{ev: ev, sensitive: cl != 0}
+	x := eventFacts{ev: ev, sensitive: cl != 0, rows: ev.Rows}
+	if !ev.HasRows {
+		x.rows, x.rowless = rowsUnknown(ev)
+	}
 	if x.sensitive {
-		x.sensRows = e.sens.weighted(ev.Rows, cl)
+		x.sensRows = e.sens.weighted(x.rows, cl)
 	}
 	if ev.Object != "" {
 		x.objHash = xxhash.Sum64String(ev.Object)
@@ -246,6 +249,10 @@ func (ent *Entity) touch(horizons int) int64 {
 type eventFacts struct {
 	ev        *event.Event
 	sensitive bool
+	// rows is the rows the event counts for: the source's count, or for a
+	// source that reports none, one per request (rowless; see rowsUnknown).
+	rows    int64
+	rowless bool
 	// sensRows is the rows of a sensitive object, weighted by its class
 	// (sensitive.classes).
 	sensRows            int64
@@ -389,7 +396,10 @@ func (e *Engine) observe(ent *Entity, x *eventFacts) {
 		}
 	}
 
-	rows := uint64(max(ev.Rows, 0))
+	if x.rowless {
+		ent.rowless = true
+	}
+	rows := uint64(max(x.rows, 0))
 	sens := uint64(max(x.sensRows, 0))
 	denied := ev.Status != event.StatusOK
 	// side[hi] is where the event lands in horizon hi: 1 the current
@@ -785,4 +795,18 @@ func (e *Engine) dormantEligible(ent *Entity) bool {
 	}
 	days := float64(ent.last-ent.first) / float64(dayNs)
 	return float64(ent.activeDays) >= d.MinActiveShare*days
+}
+
+// rowsUnknown is what an access counts for when its source reports no row
+// count (MariaDB's audit plugin, some API gateways): unknown is not zero,
+// or a dump through such a source would count as nothing. A data access
+// counts as its record ids when it names them, else as one request, so
+// the volume detectors judge request counts for that source; the entity
+// is marked and its alerts say so. Logins and DDL touch no rows.
+func rowsUnknown(ev *event.Event) (int64, bool) {
+	switch ev.Action {
+	case event.ActionLogin, event.ActionDDL:
+		return 0, false
+	}
+	return max(int64(ev.RecordCount), 1), true
 }

@@ -19,6 +19,10 @@ type Entity struct {
 	// dirty marks an entity changed since the last checkpoint (it is on
 	// the engine's dirty list); only a clean entity may be evicted.
 	dirty bool
+	// rowless marks an entity seen through a source without row counts:
+	// its row measures are partly request counts. Not stored: such a
+	// source marks it again with its first event after a restart.
+	rowless bool
 	// recentN and recentIDs are a ring of the last numeric record ids
 	// (enumeration).
 	recentN   uint8
