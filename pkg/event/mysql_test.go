@@ -1,0 +1,485 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// The -update flag rewrites golden files. Other formats' tests may define
+// it too, so it is defined only if no var initializer did already (those
+// all run before any init).
+func init() {
+	if flag.Lookup("update") == nil {
+		flag.Bool("update", false, "rewrite the golden files of the decoders")
+	}
+}
+
+func mysqlUpdate() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
+
+// mysqlGoldenEvent is the readable rendering of an Event in the golden
+// files of the MySQL-family decoders.
+type mysqlGoldenEvent struct {
+	Time          string `json:"time"`
+	Principal     string `json:"principal"`
+	PrincipalType string `json:"principal_type,omitempty"`
+	SourceIP      string `json:"source_ip,omitempty"`
+	Client        string `json:"client,omitempty"`
+	Session       string `json:"session,omitempty"`
+	Database      string `json:"database,omitempty"`
+	Object        string `json:"object,omitempty"`
+	Action        string `json:"action"`
+	Status        string `json:"status"`
+	Rows          *int64 `json:"rows,omitempty"`
+	Bytes         int64  `json:"bytes,omitempty"`
+}
+
+type mysqlGoldenResult struct {
+	Line int `json:"line"`
+	// Record is the 1-based index of the record in a message Split into
+	// several.
+	Record int               `json:"record,omitempty"`
+	Error  string            `json:"error,omitempty"`
+	Event  *mysqlGoldenEvent `json:"event,omitempty"`
+}
+
+func mysqlRender(ev *Event) *mysqlGoldenEvent {
+	g := &mysqlGoldenEvent{
+		Time:          time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano),
+		Principal:     ev.Principal,
+		PrincipalType: ev.PrincipalType.String(),
+		Client:        ev.Client,
+		Database:      ev.Database,
+		Object:        ev.Object,
+		Action:        ev.Action.String(),
+		Status:        ev.Status.String(),
+		Bytes:         ev.Bytes,
+	}
+	if ev.SourceIP.IsValid() {
+		g.SourceIP = ev.SourceIP.String()
+	}
+	if ev.Session != 0 {
+		g.Session = fmt.Sprintf("%016x", ev.Session)
+	}
+	if ev.HasRows {
+		rows := ev.Rows
+		g.Rows = &rows
+	}
+	return g
+}
+
+func mysqlErrorLabel(err error) string {
+	var de *DecodeError
+	if !errors.As(err, &de) {
+		return "not a DecodeError: " + err.Error()
+	}
+	if de.Field != "" {
+		return de.Reason.String() + " (" + de.Field + ")"
+	}
+	return de.Reason.String()
+}
+
+// mysqlCheckEvent holds every decoded event to what the MySQL-family
+// formats can and cannot say.
+func mysqlCheckEvent(t testing.TB, ev *Event, msg []byte) {
+	t.Helper()
+	if ev.Time == 0 || ev.Principal == "" {
+		t.Fatalf("decoded %q without a time or principal: %+v", msg, ev)
+	}
+	if ev.Role != "" || ev.Credential != "" || len(ev.RecordIDs) > 0 || len(ev.RecordNums) > 0 || ev.RecordCount != 0 {
+		t.Fatalf("decoded %q with fields the format does not have: %+v", msg, ev)
+	}
+	if ev.HasRows == false && ev.Rows != 0 {
+		t.Fatalf("decoded %q with rows but HasRows false: %+v", msg, ev)
+	}
+}
+
+// mysqlGoldenRun decodes every *.log (a message a line) and *.input (one
+// message) under testdata/dir and compares the results with the .golden
+// file next to it.
+func mysqlGoldenRun(t *testing.T, dir string, newDec func() Decoder) {
+	paths, err := filepath.Glob(filepath.Join("testdata", dir, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, path := range paths {
+		ext := filepath.Ext(path)
+		if ext != ".log" && ext != ".input" {
+			continue
+		}
+		n++
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs := [][]byte{data}
+			if ext == ".log" {
+				msgs = bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+			}
+			dec := newDec()
+			out := []mysqlGoldenResult{}
+			for i, msg := range msgs {
+				recs := [][]byte{msg}
+				if sp, ok := dec.(Splitter); ok {
+					if recs, err = sp.Split(nil, msg); err != nil {
+						out = append(out, mysqlGoldenResult{Line: i + 1, Error: mysqlErrorLabel(err)})
+						continue
+					}
+				}
+				for k, rec := range recs {
+					r := mysqlGoldenResult{Line: i + 1}
+					if len(recs) > 1 {
+						r.Record = k + 1
+					}
+					var ev Event
+					if err := dec.Decode(rec, &ev); err != nil {
+						r.Error = mysqlErrorLabel(err)
+					} else {
+						mysqlCheckEvent(t, &ev, rec)
+						r.Event = mysqlRender(&ev)
+					}
+					out = append(out, r)
+				}
+			}
+			got, err := json.MarshalIndent(out, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			golden := strings.TrimSuffix(path, ext) + ".golden"
+			if mysqlUpdate() {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("decoded %s differs from %s (run with -update to accept):\n%s", path, golden, got)
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatalf("no samples in testdata/%s", dir)
+	}
+}
+
+func TestMySQLAuditGolden(t *testing.T) {
+	mysqlGoldenRun(t, "mysql_audit", func() Decoder { return NewMySQLAudit(Limits{}) })
+}
+
+func TestMySQLAuditRegistered(t *testing.T) {
+	d, err := NewDecoder("mysql_audit", Limits{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.(Splitter); !ok {
+		t.Fatal("mysql_audit does not split arrays")
+	}
+	if FormatDoc("mysql_audit") == "" {
+		t.Fatal("mysql_audit has no doc")
+	}
+}
+
+func TestMySQLAuditTooLarge(t *testing.T) {
+	d := NewMySQLAudit(Limits{MaxMessageBytes: 16})
+	msg := []byte(`{"timestamp":"2024-03-14 09:00:00"}`)
+	var ev Event
+	if r, _ := ReasonOf(d.Decode(msg, &ev)); r != ReasonTooLarge {
+		t.Fatalf("Decode: reason %v, want too_large", r)
+	}
+	if _, err := d.Split(nil, msg); err == nil {
+		t.Fatal("Split accepted a message over the limit")
+	}
+}
+
+func TestMySQLAuditSplit(t *testing.T) {
+	d := NewMySQLAudit(Limits{})
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{`{"a":1},`, []string{`{"a":1},`}},
+		{`  {"a":1}`, []string{`  {"a":1}`}},
+		{"[\n  {\"a\":1},\n  {\"b\":[1,{\"c\":\"]\"}]}\n]\n", []string{`{"a":1}`, `{"b":[1,{"c":"]"}]}`}},
+		{`[{"a":1},`, []string{`{"a":1}`}},
+		{`[`, []string{`[`}},
+		{` [ ] `, []string{` [ ] `}},
+		{`[{"a":1},{"b":`, []string{`{"a":1}`, `{"b":`}},
+		{`[{"a":1}] x`, []string{`{"a":1}`, `x`}},
+		{`[{"a":1}],`, []string{`{"a":1}`}},
+		{`[1,"s",[2]]`, []string{`1`, `"s"`, `[2]`}},
+		{``, []string{``}},
+	} {
+		got, err := d.Split(nil, []byte(tc.in))
+		if err != nil {
+			t.Fatalf("Split(%q): %v", tc.in, err)
+		}
+		var gs []string
+		for _, g := range got {
+			gs = append(gs, string(g))
+		}
+		if fmt.Sprint(gs) != fmt.Sprint(tc.want) {
+			t.Errorf("Split(%q) = %q, want %q", tc.in, gs, tc.want)
+		}
+	}
+}
+
+func TestMySQLUserHost(t *testing.T) {
+	for _, tc := range []struct{ in, user, priv, host, ip string }{
+		{"root", "root", "", "", ""},
+		{"root[root] @ localhost []", "root", "root", "localhost", ""},
+		{"app[app] @  [10.9.8.7]", "app", "app", "", "10.9.8.7"},
+		{"employees[ldap_kim] @ web-1.internal [10.0.0.3]", "ldap_kim", "employees", "web-1.internal", "10.0.0.3"},
+		{"[bob] @ localhost [127.0.0.1]", "bob", "", "localhost", "127.0.0.1"},
+		{"odd[name", "odd[name", "", "", ""},
+		{"x[y] @", "y", "x", "", ""},
+		{"x[y]", "y", "x", "", ""},
+	} {
+		u, p, h, ip := mysqlUserHost([]byte(tc.in))
+		if string(u) != tc.user || string(p) != tc.priv || string(h) != tc.host || string(ip) != tc.ip {
+			t.Errorf("mysqlUserHost(%q) = %q %q %q %q, want %q %q %q %q", tc.in, u, p, h, ip, tc.user, tc.priv, tc.host, tc.ip)
+		}
+	}
+}
+
+func TestMySQLTime(t *testing.T) {
+	want := time.Date(2019, 10, 3, 13, 50, 1, 0, time.UTC).UnixNano()
+	for _, in := range []string{"2019-10-03 13:50:01", "2019-10-03T13:50:01 UTC", "2019-10-03T13:50:01Z", "2019-10-03T15:50:01+02:00", "2019-10-03 13:50:01 GMT"} {
+		if got, ok := mysqlTime([]byte(in)); !ok || got != want {
+			t.Errorf("mysqlTime(%q) = %d, %v; want %d", in, got, ok, want)
+		}
+	}
+	if got, ok := mysqlTime([]byte("2019-10-03 13:50:01.25")); !ok || got != want+250_000_000 {
+		t.Errorf("fraction: %d %v", got, ok)
+	}
+	for _, in := range []string{"2019-10-03 13:50", "2019-10-03 13:50:01 CET", "2019-13-03 13:50:01", "03/10/2019 13:50:01", "2019-10-03 13:50:01+0200"} {
+		if _, ok := mysqlTime([]byte(in)); ok {
+			t.Errorf("mysqlTime(%q) accepted", in)
+		}
+	}
+}
+
+func TestMySQLKeywordAction(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		want Action
+	}{
+		{"SELECT 1", ActionRead},
+		{"  ( select a from t) union (select b from u)", ActionRead},
+		{"/* hint */ /*+ MAX_EXECUTION_TIME(1) */ select 1", ActionRead},
+		{"/*!40101 SET NAMES utf8 */", ActionOther},
+		{"/*!50001 CREATE ALGORITHM=UNDEFINED VIEW v AS SELECT 1 */", ActionDDL},
+		{"-- note\nDELETE FROM t", ActionDelete},
+		{"# note\ninsert into t values (1)", ActionWrite},
+		{"--nospace", ActionOther},
+		{"Update t set a=1", ActionWrite},
+		{"LOAD DATA INFILE 'x' INTO TABLE t", ActionWrite},
+		{"truncate t", ActionDelete},
+		{"GRANT ALL ON *.* TO x", ActionDDL},
+		{"SHOW TABLES", ActionOther},
+		{"SELECTED", ActionOther},
+		{"TABLE customers", ActionRead},
+		{"/* unterminated", ActionOther},
+		{"", ActionOther},
+		{"   ", ActionOther},
+	} {
+		if got := mysqlKeywordAction([]byte(tc.q)); got != tc.want {
+			t.Errorf("mysqlKeywordAction(%q) = %v, want %v", tc.q, got, tc.want)
+		}
+	}
+}
+
+func TestMySQLExports(t *testing.T) {
+	for _, q := range []string{"select * from t into outfile '/tmp/x'", "SELECT a INTO\n\tDUMPFILE 'x' FROM t", "select 1 Into   OutFile 'y'"} {
+		if !mysqlExports([]byte(q)) {
+			t.Errorf("mysqlExports(%q) = false", q)
+		}
+	}
+	for _, q := range []string{"select * from t", "select a into @v from t", "select * from into_outfile", "select 1 intooutfile", "select x_into outfile", "into"} {
+		if mysqlExports([]byte(q)) {
+			t.Errorf("mysqlExports(%q) = true", q)
+		}
+	}
+}
+
+func TestMySQLCommandAction(t *testing.T) {
+	for cmd, want := range map[string]Action{
+		"select": ActionRead, "insert_select": ActionWrite, "update_multi": ActionWrite, "load": ActionWrite,
+		"delete_multi": ActionDelete, "truncate": ActionDelete, "create_table": ActionDDL, "drop_db": ActionDDL,
+		"alter_user": ActionDDL, "rename_table": ActionDDL, "revoke_all": ActionDDL, "show_tables": ActionOther,
+		"execute_sql": ActionOther, "create_": ActionOther, "": ActionOther,
+	} {
+		if got := mysqlCommandAction([]byte(cmd)); got != want {
+			t.Errorf("mysqlCommandAction(%q) = %v, want %v", cmd, got, want)
+		}
+	}
+}
+
+// mysqlSamples returns the messages of the sample files of a format: each
+// line of a .log, each .input whole.
+func mysqlSamples(tb testing.TB, dir string) [][]byte {
+	paths, err := filepath.Glob(filepath.Join("testdata", dir, "*"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out [][]byte
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		switch filepath.Ext(path) {
+		case ".log":
+			out = append(out, bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))...)
+		case ".input":
+			out = append(out, data)
+		}
+	}
+	if len(out) == 0 {
+		tb.Fatalf("no samples in testdata/%s", dir)
+	}
+	return out
+}
+
+func FuzzMySQLAudit(f *testing.F) {
+	for _, s := range mysqlSamples(f, "mysql_audit") {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		d := NewMySQLAudit(Limits{MaxMessageBytes: 1 << 16})
+		recs, err := d.Split(nil, msg)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("Split error %v (%T) is not a *DecodeError", err, err)
+			}
+			return
+		}
+		if len(recs) == 0 {
+			t.Fatalf("Split(%q) returned no record", msg)
+		}
+		for _, rec := range recs {
+			if !mysqlWithin(rec, msg) {
+				t.Fatalf("Split(%q) returned %q, which is not part of the message", msg, rec)
+			}
+			var ev Event
+			err := d.Decode(rec, &ev)
+			if err != nil {
+				var de *DecodeError
+				if !errors.As(err, &de) {
+					t.Fatalf("Decode error %v (%T) is not a *DecodeError", err, err)
+				}
+				if de.Reason.String() == "unknown" || de.Offset < -1 || de.Offset > len(rec) {
+					t.Fatalf("Decode error %+v is malformed", de)
+				}
+				continue
+			}
+			mysqlCheckEvent(t, &ev, rec)
+		}
+	})
+}
+
+// mysqlWithin reports whether sub is a part of msg in memory, as Split
+// promises.
+func mysqlWithin(sub, msg []byte) bool {
+	if len(sub) == 0 {
+		return true
+	}
+	s, m := uintptr(unsafe.Pointer(unsafe.SliceData(sub))), uintptr(unsafe.Pointer(unsafe.SliceData(msg)))
+	return len(msg) > 0 && s >= m && s+uintptr(len(sub)) <= m+uintptr(len(msg))
+}
+
+func BenchmarkMySQLAuditDecode(b *testing.B) {
+	for _, bc := range []struct{ name, msg string }{
+		// One line of an Enterprise audit file: a statement with its
+		// statistics, about 600 bytes.
+		{"general", `{ "timestamp": "2024-03-14 09:26:53", "id": 1, "class": "general", "event": "status", "connection_id": 4711, "account": { "user": "jdoe", "host": "%" }, "login": { "user": "jdoe", "os": "", "ip": "10.20.7.19", "proxy": "" }, "general_data": { "command": "Query", "sql_command": "select", "query": "SELECT id, email, phone FROM customers WHERE created_at > '2024-01-01'", "status": 0 }, "query_statistics": { "query_time": 1.734512, "rows_sent": 48213, "rows_examined": 120977, "bytes_received": 71, "bytes_sent": 3921170 } },`},
+		{"table_access", `{ "timestamp": "2024-03-14 09:26:51", "id": 0, "class": "table_access", "event": "read", "connection_id": 4711, "account": { "user": "jdoe", "host": "%" }, "login": { "user": "jdoe", "os": "", "ip": "10.20.7.19", "proxy": "" }, "table_access_data": { "db": "shop", "table": "customers", "query": "SELECT id, email, phone FROM customers WHERE created_at > '2024-01-01'", "sql_command": "select" } },`},
+		{"percona_legacy", `{"audit_record":{"name":"Query","record":"3_2024-01-02T10:00:00","timestamp":"2024-01-02T10:11:12 UTC","command_class":"select","connection_id":"8","status":0,"sqltext":"SELECT name, email FROM customers WHERE name LIKE 'O\\'Brien%'","user":"root[root] @ localhost []","host":"localhost","os_user":"","ip":"","db":"shop"}}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			msg := []byte(bc.msg)
+			d := NewMySQLAudit(Limits{})
+			var ev Event
+			if err := d.Decode(msg, &ev); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				if err := d.Decode(msg, &ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestMySQLAuditAllocs(t *testing.T) {
+	d := NewMySQLAudit(Limits{})
+	var ev Event
+	var recs [][]byte
+	samples := mysqlSamples(t, "mysql_audit")
+	decodeAll := func() {
+		for _, msg := range samples {
+			recs, _ = d.Split(recs[:0], msg)
+			for _, rec := range recs {
+				_ = d.Decode(rec, &ev)
+			}
+		}
+	}
+	decodeAll() // fill the interners and grow the buffers
+	// Error paths allocate their *DecodeError; count only good records,
+	// and only messages whose records Split could all delimit.
+	var good, whole [][]byte
+	for _, msg := range samples {
+		recs, _ = d.Split(recs[:0], msg)
+		delimited := true
+		for _, rec := range recs {
+			err := d.Decode(rec, &ev)
+			if err == nil {
+				good = append(good, rec)
+			}
+			if r, _ := ReasonOf(err); r == ReasonMalformedJSON {
+				delimited = false
+			}
+		}
+		if delimited {
+			whole = append(whole, msg)
+		}
+	}
+	if len(good) < 30 {
+		t.Fatalf("only %d good records in the samples", len(good))
+	}
+	if a := testing.AllocsPerRun(50, func() {
+		for _, rec := range good {
+			_ = d.Decode(rec, &ev)
+		}
+	}); a != 0 {
+		t.Fatalf("Decode allocates %v per %d records", a, len(good))
+	}
+	if a := testing.AllocsPerRun(50, func() {
+		for _, msg := range whole {
+			recs, _ = d.Split(recs[:0], msg)
+		}
+	}); a != 0 {
+		t.Fatalf("Split allocates %v per %d messages", a, len(whole))
+	}
+}
