@@ -163,7 +163,8 @@ func randomEntity(e *Engine, rng *rand.Rand, kind Kind) *Entity {
 		n.basis = Basis(rng.IntN(int(BasisPrior) + 1))
 	}
 	ent.group = e.groupOf(ent.role)
-	ent.prof = nil // resolved from kind, key and role, not stored
+	ent.prof = nil      // resolved from kind, key and role, not stored
+	ent.rowless = false // not stored: set again by the source's next event
 	e.profileOf(ent)
 	return ent
 }

@@ -42,13 +42,14 @@ func (e *Engine) finish(ent *Entity, d *Detection, score float64) {
 	if d.Rows == 0 && d.Records == 0 {
 		d.Rows = d.Exposure
 	}
-	if len(e.sens.classes) > 0 {
-		e.unweight(d)
-	}
 	d.Override = ent.prof.name
 	d.RowsUnknown = ent.rowless
 	d.Score = math.Round(clamp(score, 0, 100)*10) / 10
+	// Graded on the weighted exposure: a heavier class is worse news.
 	d.Severity = severityOf(d.Rule, d.Score, d.Exposure, d.Warmup || d.Basis == BasisPrior)
+	if len(e.sens.classes) > 0 {
+		e.unweight(d)
+	}
 	e.stats.Detections[d.Rule]++
 	e.emit(d)
 }
