@@ -54,3 +54,33 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	}
 	walk("", reflect.TypeOf(Config{}))
 }
+
+// TestReferenceDocumentsEveryKey: docs/configuration.md names every key
+// of the schema, so the reference cannot fall behind the code.
+func TestReferenceDocumentsEveryKey(t *testing.T) {
+	b, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			key := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if key == "" || key == "-" {
+				continue
+			}
+			if !strings.Contains(text, "`"+key+"`") {
+				t.Errorf("%s%s is not in docs/configuration.md", prefix, key)
+			}
+			switch {
+			case f.Type.Kind() == reflect.Struct:
+				walk(prefix+key+".", f.Type)
+			case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+				walk(prefix+key+"[].", f.Type.Elem())
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
+}
