@@ -13,6 +13,7 @@ import (
 
 	"github.com/exfilguard/exfilguard/pkg/alerts"
 	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/event"
 	"github.com/exfilguard/exfilguard/pkg/replay"
 )
 
@@ -25,13 +26,14 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (default: built-in defaults)")
-	format := fs.String("format", "", "input format (default: the config's input.format, \"native\")")
-	input := fs.String("input", "", "input file, JSONL or gzip-compressed JSONL; - for standard input")
+	format := fs.String("format", "", "input format, one of "+strings.Join(event.Formats(), ", ")+" (default: the config's input.format)")
+	prefix := fs.String("log-line-prefix", "", "PostgreSQL's log_line_prefix, for --format pgaudit_stderr (default: the config's input.log_line_prefix)")
+	input := fs.String("input", "", "input file (a log or JSONL file, gzip-compressed or not); - for standard input")
 	keyFile := fs.String("pseudonym-key-file", "", "file holding the key for customer pseudonyms (or set "+pseudonymKeyEnv+"); without one, customer ids are redacted")
 	compare := fs.String("compare", "", "candidate config: replay once under both configs and report what changes instead of printing alerts")
 	asJSON := fs.Bool("json", false, "with --compare: the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: detector replay [--config FILE] [--format F] --input PATH|-\n       detector replay --config CURRENT --compare CANDIDATE --input PATH|- [--json]\n\nAlerts go to stdout as JSONL; a summary goes to stderr. With --compare, a report of alerts per rule per day under\neach config and the entities that gain or lose alerts goes to stdout instead.")
+		fmt.Fprintln(stderr, "usage: detector replay [--config FILE] [--format F [--log-line-prefix P]] --input PATH|-\n       detector replay --config CURRENT --compare CANDIDATE --input PATH|- [--json]\n\nAlerts go to stdout as JSONL; a summary goes to stderr. With --compare, a report of alerts per rule per day under\neach config and the entities that gain or lose alerts goes to stdout instead.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -46,12 +48,23 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	if *format != "" {
-		cfg.Input.Format = *format
-		if errs := cfg.Validate(); len(errs) > 0 {
-			fmt.Fprintf(stderr, "--format: %s\n", errs[0].Msg)
-			return exitUsage
+	// The input's format is a fact about the file, not about a config:
+	// under --compare it applies to both.
+	setInput := func(c *config.Config) bool {
+		if *format != "" {
+			c.Input.Format = *format
 		}
+		if *prefix != "" {
+			c.Input.LogLinePrefix = *prefix
+		}
+		if errs := c.Validate(); len(errs) > 0 {
+			fmt.Fprintf(stderr, "--format: %s: %s\n", errs[0].Path, errs[0].Msg)
+			return false
+		}
+		return true
+	}
+	if !setInput(cfg) {
+		return exitUsage
 	}
 	key, err := pseudonymKey(*keyFile)
 	if err != nil {
@@ -75,6 +88,9 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		cand, err := config.Load(*compare)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
+			return exitUsage
+		}
+		if !setInput(cand) {
 			return exitUsage
 		}
 		d, err := replay.Compare(ctx, replay.CompareOptions{Current: cfg, Candidate: cand, Input: in, Logger: log})

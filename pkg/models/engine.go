@@ -183,7 +183,12 @@ func (e *Engine) Process(ev *event.Event) {
 	e.cur = ev // every detection is raised inside Process
 	cl := e.sens.class(ev.Object)
 	x := eventFacts{ev: ev, sensitive: cl != 0, rows: ev.Rows}
-	if !ev.HasRows {
+	switch {
+	case !readsOut(ev.Action):
+		// Rows written, deleted or altered are not data taken: an ETL
+		// loading the customers table must not look like a dump of it.
+		x.rows = 0
+	case !ev.HasRows:
 		x.rows, x.rowless = rowsUnknown(ev)
 	}
 	if x.sensitive {
@@ -802,11 +807,13 @@ func (e *Engine) dormantEligible(ent *Entity) bool {
 // or a dump through such a source would count as nothing. A data access
 // counts as its record ids when it names them, else as one request, so
 // the volume detectors judge request counts for that source; the entity
-// is marked and its alerts say so. Logins and DDL touch no rows.
+// is marked and its alerts say so.
 func rowsUnknown(ev *event.Event) (int64, bool) {
-	switch ev.Action {
-	case event.ActionLogin, event.ActionDDL:
-		return 0, false
-	}
 	return max(int64(ev.RecordCount), 1), true
+}
+
+// readsOut reports whether an action can carry data out: reads, exports,
+// and actions the source did not name (counted, to be safe).
+func readsOut(a event.Action) bool {
+	return a == event.ActionRead || a == event.ActionExport || a == event.ActionOther
 }

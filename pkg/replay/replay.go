@@ -180,7 +180,7 @@ func decodeAll(ctx context.Context, in io.Reader, cfg *config.Config, log *slog.
 	}
 	split, _ := dec.(event.Splitter)
 	var recs [][]byte
-	lines := newLineReader(in, cfg.Input.MaxMessageBytes)
+	lines := newRecords(in, cfg.Input.Format, cfg.Input.MaxMessageBytes)
 	warn := newLimiter()
 	b := <-free
 	b.n = 0
