@@ -29,8 +29,17 @@ import (
 // then indistinguishable from a genuine record. Use jsonlog or csvlog, which
 // carry the context and statement inside the record, where that matters.
 // A line that matches log_line_prefix in two ways (a client-chosen
-// application_name that contains the text after %a, see pgaudit_prefix.go)
-// is ReasonUntrusted when either reading is an AUDIT record.
+// application_name that contains the text after %a, a role named
+// "alice@shop" under %u@%d; see pgaudit_prefix.go) is ReasonUntrusted when
+// either reading is an AUDIT record.
+//
+// Not detectable here: PostgreSQL writes role and database names into the
+// prefix as they are, line breaks included, and accepts line breaks in
+// them. Someone who can create roles or databases (CREATEROLE, CREATEDB)
+// can name one "x\n<a forged prefix naming alice>", and the genuine records
+// of its sessions then start on a line of their own that names alice.
+// jsonlog and csvlog escape the names; prefer them where such a grant is
+// given out.
 
 func init() {
 	register("pgaudit_stderr", "PostgreSQL stderr log lines (log_line_prefix from the input's log_line_prefix) carrying pgaudit AUDIT records",

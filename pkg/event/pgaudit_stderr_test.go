@@ -161,6 +161,29 @@ func TestPgauditStderrForgedPrefix(t *testing.T) {
 	}
 }
 
+// TestPgauditStderrLineBreakInRoleName documents what the stderr format
+// cannot tell: PostgreSQL writes a role name with a line break as it is
+// (seen with PostgreSQL 15.18: role "a\nb" logs "... [3589] a" and
+// "b@postgres LOG:  AUDIT: ..." on two lines), so a role named after a
+// forged prefix has its genuine records read as another user's. jsonlog
+// escapes the name ("user":"a\nb").
+func TestPgauditStderrLineBreakInRoleName(t *testing.T) {
+	d := stderrDecoder(t, realPrefix)
+	chunk := "2026-11-30 02:49:26.645 UTC [3589] x\n" +
+		"2026-11-30 02:49:26.645 UTC [3589] alice@shop LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.customers,SELECT * FROM public.customers,<not logged>,5000\n"
+	recs, _ := d.Split(nil, []byte(chunk))
+	var ev Event
+	if len(recs) != 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	if r, _ := ReasonOf(d.Decode(recs[0], &ev)); r != ReasonUnrecognized {
+		t.Fatalf("first line: %v", r)
+	}
+	if err := d.Decode(recs[1], &ev); err != nil || ev.Principal != "alice" {
+		t.Fatalf("second line: %v %+v", err, ev)
+	}
+}
+
 func TestPgauditStderrSplit(t *testing.T) {
 	d := stderrDecoder(t, realPrefix)
 	chunk := "\t ORDER BY 1;\",<not logged>,1\n" + // the end of an entry cut by the shipper
