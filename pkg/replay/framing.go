@@ -32,14 +32,11 @@ func newRecords(in io.Reader, format string, max int) records {
 	head, _ := br.Peek(4096)
 	head = bytes.TrimLeft(head, " \t\r\n\ufeff")
 	if format == "auto" {
-		switch {
-		case len(head) > 0 && head[0] == '[':
-			format = "mysql_audit"
-		case csvlogHead(head):
-			format = "pgaudit_csvlog"
-		case bytes.Contains(head, []byte("\n\t")):
-			format = "pgaudit_stderr"
+		first, _, _ := bytes.Cut(head, []byte("\n"))
+		if len(head) > 0 && head[0] == '[' {
+			first = head
 		}
+		format = event.Sniff(first)
 	}
 	lines := newLineReader(br, max)
 	switch {
@@ -56,18 +53,6 @@ func newRecords(in io.Reader, format string, max int) records {
 type jsonArray struct{ v *event.JSONValues }
 
 func (j jsonArray) next() ([]byte, bool, error) { return j.v.Next() }
-
-// csvlogHead reports whether b starts like a csvlog record: a timestamp,
-// a zone and a comma ("2026-11-30 02:43:43.123 UTC,").
-func csvlogHead(b []byte) bool {
-	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != ' ' || b[13] != ':' {
-		return false
-	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	sp := bytes.IndexByte(line[19:], ' ')
-	comma := bytes.IndexByte(line, ',')
-	return sp >= 0 && comma > 19+sp
-}
 
 // oddQuotes reports whether a CSV record so far has an open quoted field.
 func oddQuotes(rec []byte) bool { return bytes.Count(rec, []byte{'"'})%2 == 1 }
