@@ -28,7 +28,7 @@ type Input struct {
 	// one of the formats in docs/inputs.md, or "auto".
 	Format string `yaml:"format"`
 	// LogLinePrefix is PostgreSQL's log_line_prefix for the pgaudit_stderr
-	// format; empty means PostgreSQL's default.
+	// format; it must name the user (%u).
 	LogLinePrefix string `yaml:"log_line_prefix"`
 	// MaxMessageBytes rejects larger messages as too_large before parsing.
 	MaxMessageBytes int `yaml:"max_message_bytes"`

@@ -53,7 +53,7 @@ type Topic struct {
 	Name   string `yaml:"name"`
 	Format string `yaml:"format"`
 	// LogLinePrefix is PostgreSQL's log_line_prefix, for the
-	// pgaudit_stderr format only; empty means PostgreSQL's default.
+	// pgaudit_stderr (required, with %u) and auto formats.
 	LogLinePrefix string `yaml:"log_line_prefix"`
 }
 

@@ -37,8 +37,9 @@ type Splitter interface {
 // Options are the per-input settings a format may need beyond Limits.
 type Options struct {
 	// LogLinePrefix is PostgreSQL's log_line_prefix for the stderr format
-	// (pgaudit_stderr), for example "%m [%p] %q%u@%d ". Empty means the
-	// PostgreSQL default, "%m [%p] ".
+	// (pgaudit_stderr), for example "%m [%p] %q%u@%d ". It must name the
+	// user (%u): pgaudit records do not, so PostgreSQL's default "%m [%p] "
+	// is refused. auto reads no stderr lines without it.
 	LogLinePrefix string
 }
 
