@@ -13,14 +13,15 @@ import (
 // Recognition is by the keys only the format has, never by values, so a
 // native event whose object is named "class_uid" is still native:
 //
-//	"class_uid":                                   ocsf
+//	"class_uid": or "type_uid":                    ocsf
 //	"databaseActivityEventList": or "dbUserName":  aws_das
-//	"server_principal_name…": / "ServerPrincipalName": / "action_id…":  azure_sql
-//	"audit_record": or "connection_id": with "class": or "account":  mysql_audit
+//	"server_principal_name…": / "ServerPrincipalName": / "action_id…",
+//	or "event_time": with "action_name": or "succeeded":  azure_sql
+//	"audit_record":, or "class": with "connection_id":, "account": or "event":  mysql_audit
 //	"error_severity":                              pgaudit_jsonlog
 //	"principal":                                   native
 //	2026-11-30 02:43:43.123 UTC,…                  pgaudit_csvlog
-//	20241231 10:11:12,… or …server_audit…          mariadb_audit
+//	20241231 10:11:12,… (or ISO, no zone) or …server_audit…  mariadb_audit
 //	anything else with "SEVERITY:  "               pgaudit_stderr (needs log_line_prefix)
 type auto struct {
 	decs [numAuto]Decoder
@@ -119,13 +120,14 @@ func sniff(msg []byte) int {
 	if b[0] == '{' || b[0] == '[' {
 		has := func(key string) bool { return hasKey(b, key) }
 		switch {
-		case has("class_uid"):
+		case has("class_uid") || has("type_uid"):
 			return autoOCSF
 		case has("databaseActivityEventList") || has("dbUserName") || has("databaseActivityEvents"):
 			return autoDAS
-		case has("server_principal_name") || has("server_principal_name_s") || has("ServerPrincipalName") || has("action_id") || has("action_id_s"):
+		case has("server_principal_name") || has("server_principal_name_s") || has("ServerPrincipalName") || has("action_id") || has("action_id_s") ||
+			has("event_time") && (has("action_name") || has("succeeded")):
 			return autoAzure
-		case has("audit_record") || has("connection_id") && (has("class") || has("account")):
+		case has("audit_record") || has("class") && (has("connection_id") || has("account") || has("event")):
 			return autoMySQL
 		case has("error_severity"):
 			return autoPGJSON
@@ -188,6 +190,10 @@ func csvlogStart(b []byte) bool {
 // from the plugin.
 func mariadbStart(b []byte) bool {
 	if len(b) >= 18 && digits(b[:8]) && b[8] == ' ' && b[11] == ':' && b[14] == ':' && b[17] == ',' {
+		return true
+	}
+	// server_audit_timestamp_format set to ISO: no zone, then a comma.
+	if len(b) >= 20 && digits(b[:4]) && b[4] == '-' && b[7] == '-' && b[10] == ' ' && b[13] == ':' && b[16] == ':' && b[19] == ',' {
 		return true
 	}
 	line, _, _ := bytes.Cut(b, []byte("\n"))
