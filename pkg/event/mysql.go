@@ -41,6 +41,47 @@ func init() {
 // an export. A record of neither shape, such as a native event sent to the
 // wrong topic, is ReasonUnrecognized.
 //
+// # One statement, one event
+//
+// The server writes a statement as one table_access record per table it
+// opens (the table, no row count), then one general "status" record (the
+// outcome and the row counts, no table), both with the statement text.
+// Emitted apart, the table would count one row of unknown size and the
+// rows would count for no table, so the decoder joins them, per connection
+// (connection_id and principal: a topic may carry several servers, whose
+// connection ids repeat). It may, because the messages of a principal go
+// to one partition in order, and a MySQLAudit is per partition:
+//
+//   - Until this decoder has read a general status record, it has no
+//     reason to think one will come (a filter may log table_access alone),
+//     and emits every table_access record as an event of its own, without
+//     rows. A statement read before the first status record is thus
+//     emitted twice, as its table and as its status without a table.
+//   - From then on a table_access record is held (ReasonNotAudit): the
+//     first table of the statement, as Event has one Object. The further
+//     tables of the statement (the same text) are dropped. The status
+//     record of the same text that follows on the connection is emitted
+//     with that table as its Object (and its database), with its own
+//     time, status, rows and action; when it names no action (HANDLER ...
+//     READ) the table's is taken.
+//   - A held table that gets no status record is emitted on its own,
+//     without rows, in the place of the connection's next table_access
+//     record of another text (which is held in turn), or of any text once
+//     a status record of another text came; or in the place of the
+//     disconnect (a disconnect says nothing about data). Those are a
+//     filter that logs status for some statements or accounts only, and
+//     the statements of a stored program, which are logged with their own
+//     text while only the CALL gets a status record (so the CALL's rows
+//     are not put on one of its tables). A connect or change_user record
+//     stays a login event; a table held then is dropped and counted in
+//     MergesLost.
+//
+// The same statement run twice in a row on a connection that has no
+// status records counts once. A table held when the decoder is dropped (a
+// restart, a rebalance) is lost with it, and its status record is emitted
+// without a table. The held tables are bounded by MySQLAuditMaxHeld
+// connections: when full they are dropped, and counted in MergesLost.
+//
 // A MySQLAudit is not safe for concurrent use.
 type MySQLAudit struct {
 	limits     Limits
@@ -54,7 +95,47 @@ type MySQLAudit struct {
 	arena []byte
 	// obj is where db.table is put together before interning.
 	obj []byte
+
+	// merging: a general status record was read, so table_access
+	// records are held for the status record of their statement.
+	merging bool
+	// held is the statement in progress of each connection that has one.
+	held    map[mysqlConn]mysqlStatement
+	maxHeld int
+	lost    uint64
 }
+
+// MySQLAuditMaxHeld bounds the connections with a statement in progress
+// that one MySQLAudit remembers: about 100 bytes each.
+const MySQLAuditMaxHeld = 1 << 16
+
+// mysqlConn names a connection: connection ids are per server, and a topic
+// may carry several servers.
+type mysqlConn struct {
+	id        uint64 // xxhash of connection_id
+	principal string
+}
+
+// mysqlStatement is the first table_access record of a statement, kept
+// for the status record that ends it. All strings are interned, so that
+// keeping one allocates nothing.
+type mysqlStatement struct {
+	time int64
+	// query is the xxhash of the statement text, which tells a further
+	// table of the same statement from the next statement, and the
+	// statement's status record from another's.
+	query uint64
+	// over: a status record of another statement came, so this one will
+	// get none; it waits only for a chance to be emitted.
+	over                     bool
+	ip                       netip.Addr
+	client, database, object string
+	action                   Action
+}
+
+// mysqlErrHeld answers a table_access record kept for its status record;
+// shared, so that holding allocates nothing.
+var mysqlErrHeld error = &DecodeError{Reason: ReasonNotAudit, Offset: -1}
 
 var (
 	_ Decoder  = (*MySQLAudit)(nil)
@@ -67,8 +148,14 @@ func NewMySQLAudit(l Limits) *MySQLAudit {
 	if l.MaxMessageBytes <= 0 {
 		l.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	return &MySQLAudit{limits: l, principals: NewInterner(l.PrincipalIntern), names: NewInterner(1 << 14)}
+	return &MySQLAudit{limits: l, principals: NewInterner(l.PrincipalIntern), names: NewInterner(1 << 14),
+		held: make(map[mysqlConn]mysqlStatement), maxHeld: MySQLAuditMaxHeld}
 }
+
+// MergesLost returns how many table_access records were held for a status
+// record and then dropped without being emitted: when the table of held
+// statements was full, or when the connection logged in again.
+func (d *MySQLAudit) MergesLost() uint64 { return d.lost }
 
 // mysqlSpan is a value copied into the decoder's arena.
 type mysqlSpan struct{ a, b int }
@@ -91,6 +178,9 @@ type mysqlRecord struct {
 	hasCmd, hasQuery bool
 	// export: the statement writes its result to a file on the server.
 	export bool
+	// queryHash is the xxhash of the statement text of a table_access or
+	// general record, 0 without one.
+	queryHash uint64
 
 	status    int64
 	hasStatus bool
@@ -397,7 +487,7 @@ func (d *MySQLAudit) legacyMember(key []byte) error {
 	case "status":
 		err = d.status("status")
 	case "sqltext":
-		err = d.query("sqltext")
+		_, err = d.query("sqltext")
 	case "user":
 		r.loginUser, err = d.str("user")
 	case "priv_user":
@@ -469,7 +559,7 @@ func (d *MySQLAudit) generalData(key []byte) (err error) {
 	case "sql_command":
 		err = d.command("general_data.sql_command")
 	case "query":
-		err = d.query("general_data.query")
+		err = d.queryHashed("general_data.query")
 	case "status":
 		err = d.status("general_data.status")
 	default:
@@ -485,7 +575,7 @@ func (d *MySQLAudit) tableAccessData(key []byte) (err error) {
 	case "table":
 		d.r.table, err = d.str("table_access_data.table")
 	case "query":
-		err = d.query("table_access_data.query")
+		err = d.queryHashed("table_access_data.query")
 	default:
 		err = d.s.skip(2)
 	}
@@ -563,14 +653,27 @@ func (d *MySQLAudit) command(field string) error {
 	return err
 }
 
-func (d *MySQLAudit) query(field string) error {
+// queryHashed reads a statement text for its action and keeps its hash,
+// which tells the records of one statement from those of the next.
+func (d *MySQLAudit) queryHashed(field string) error {
+	v, err := d.query(field)
+	d.r.queryHash = 0
+	if len(v) > 0 {
+		d.r.queryHash = xxhash.Sum64(v)
+	}
+	return err
+}
+
+// query reads a statement text for its action, and returns it until the
+// scanner moves on.
+func (d *MySQLAudit) query(field string) ([]byte, error) {
 	v, err := d.s.text(field)
 	if err != nil || len(v) == 0 {
-		return err
+		return nil, err
 	}
 	d.r.query, d.r.hasQuery = mysqlKeywordAction(v), true
 	d.r.export = d.r.query == ActionRead && mysqlExports(v)
-	return nil
+	return v, nil
 }
 
 // finish turns the gathered record into ev.
@@ -675,6 +778,24 @@ func (d *MySQLAudit) finish(ev *Event) error {
 		}
 		ev.Object = d.names.Intern(table)
 	}
+	if !r.legacy {
+		switch r.class {
+		case mysqlClassTableAccess:
+			if d.merging && r.session != 0 {
+				ev.Action = action
+				return d.hold(ev)
+			}
+		case mysqlClassGeneral:
+			d.merging = true
+			if r.session != 0 && len(d.held) > 0 {
+				action = d.merge(ev, action)
+			}
+		case mysqlClassConnection:
+			if r.session != 0 && len(d.held) > 0 && d.connectionEnds(ev, action) {
+				return nil
+			}
+		}
+	}
 	ev.Action = action
 	if r.hasStatus {
 		ev.Status = mysqlStatus(r.status)
@@ -691,6 +812,84 @@ func (d *MySQLAudit) finish(ev *Event) error {
 		ev.Bytes = r.bytesSent
 	}
 	return nil
+}
+
+// hold keeps the table_access record in ev for the status record of its
+// statement. When the connection holds a table of another statement,
+// which got no status record, that one is put in ev to be emitted instead.
+func (d *MySQLAudit) hold(ev *Event) error {
+	k := mysqlConn{id: ev.Session, principal: ev.Principal}
+	st := mysqlStatement{time: ev.Time, query: d.r.queryHash, ip: ev.SourceIP, client: ev.Client,
+		database: ev.Database, object: ev.Object, action: ev.Action}
+	if prev, ok := d.held[k]; ok {
+		if prev.query == st.query && !prev.over {
+			return mysqlErrHeld // a further table of the same statement
+		}
+		d.held[k] = st
+		prev.emit(ev, k)
+		return nil
+	}
+	if len(d.held) >= d.maxHeld {
+		d.lost += uint64(len(d.held))
+		clear(d.held)
+	}
+	d.held[k] = st
+	return mysqlErrHeld
+}
+
+// merge gives the status record in ev the table its connection holds for
+// the same statement text, and returns the statement's action: the status
+// record's, or the table's when the status record names none. The table of
+// another statement text will get no status record of its own (a status
+// record was not logged, or this one ends the CALL of a stored program
+// the table was read in); it stays held until it can be emitted alone.
+func (d *MySQLAudit) merge(ev *Event, action Action) Action {
+	k := mysqlConn{id: ev.Session, principal: ev.Principal}
+	st, ok := d.held[k]
+	if !ok || st.over {
+		return action
+	}
+	if st.query != d.r.queryHash {
+		st.over = true
+		d.held[k] = st
+		return action
+	}
+	delete(d.held, k)
+	ev.Object = st.object
+	if ev.Database == "" {
+		ev.Database = st.database
+	}
+	if action == ActionOther {
+		action = st.action
+	}
+	return action
+}
+
+// connectionEnds drops the table a connection holds when a connection
+// record says its statement is over, and reports whether ev now holds
+// that table to emit in place of a disconnect. A login (connect,
+// change_user) stays the event, and the table is lost.
+func (d *MySQLAudit) connectionEnds(ev *Event, action Action) bool {
+	k := mysqlConn{id: ev.Session, principal: ev.Principal}
+	st, ok := d.held[k]
+	if !ok {
+		return false
+	}
+	delete(d.held, k)
+	if action == ActionLogin {
+		d.lost++
+		return false
+	}
+	st.emit(ev, k)
+	return true
+}
+
+// emit puts the held statement in ev as an event of its own, without rows.
+func (st *mysqlStatement) emit(ev *Event, k mysqlConn) {
+	ev.Reset()
+	ev.Time, ev.Principal, ev.Session = st.time, k.principal, k.id
+	ev.SourceIP, ev.Client, ev.Database, ev.Object = st.ip, st.client, st.database, st.object
+	ev.Action, ev.Status = st.action, StatusOK
 }
 
 // statementAction is the action of a statement record: the one its
