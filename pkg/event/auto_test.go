@@ -87,7 +87,11 @@ func TestAutoDecodesLikeTheFormat(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, msg := range autoMessages(t, s.glob) {
+			// Every message goes to both: a decoder may keep state
+			// from one record to the next (mysql_audit joins a
+			// statement's table_access and status records).
 			want, _ := decodeAllWith(own, msg)
+			got, errs := decodeAllWith(auto, msg)
 			if len(want) == 0 {
 				continue
 			}
@@ -95,7 +99,6 @@ func TestAutoDecodesLikeTheFormat(t *testing.T) {
 				t.Errorf("%s: Sniff = %q for %.80q", s.format, got, msg)
 				continue
 			}
-			got, errs := decodeAllWith(auto, msg)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: auto gives %d events (errors %v), the format %d, for %.80q", s.format, len(got), errs, len(want), msg)
 			}
