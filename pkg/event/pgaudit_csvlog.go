@@ -18,7 +18,9 @@ import "bytes"
 //	24 leader_pid, 25 query_id
 //
 // Records with more columns (a later PostgreSQL) are read by the columns
-// above; records with fewer than 23 are not csvlog.
+// above; records with fewer than 23 are not csvlog. The server's own
+// denials (see pgaudit_denial.go) are read from error_severity,
+// sql_state_code, message, context and query.
 
 const (
 	csvLogTime     = 0
@@ -27,6 +29,7 @@ const (
 	csvConnFrom    = 4
 	csvSession     = 5
 	csvSeverity    = 11
+	csvState       = 12
 	csvMessage     = 13
 	csvContext     = 18
 	csvQuery       = 19
@@ -43,6 +46,7 @@ var csvColumnNames = [...]string{
 	csvConnFrom:    "connection_from",
 	csvSession:     "session_id",
 	csvSeverity:    "error_severity",
+	csvState:       "sql_state_code",
 	csvMessage:     "message",
 	csvContext:     "context",
 	csvQuery:       "query",
@@ -51,7 +55,7 @@ var csvColumnNames = [...]string{
 }
 
 func init() {
-	register("pgaudit_csvlog", "PostgreSQL csvlog records carrying pgaudit AUDIT records",
+	register("pgaudit_csvlog", "PostgreSQL csvlog records carrying pgaudit AUDIT records and the server's refused logins and statements",
 		func(l Limits, _ Options) (Decoder, error) { return newPgauditCSVLog(l), nil })
 }
 
@@ -107,12 +111,9 @@ func (d *pgauditCSVLog) Decode(msg []byte, ev *Event) error {
 	if len(msg) > d.limits.MaxMessageBytes {
 		return &DecodeError{Reason: ReasonTooLarge, Offset: -1}
 	}
-	var cols [csvMinColumns]struct {
-		raw    []byte
-		quoted bool
-		at     int
-	}
+	var cols csvColumns
 	i, n := 0, 0
+	denial := false
 	for {
 		raw, quoted, next, ok := csvField(msg, i)
 		if !ok {
@@ -124,8 +125,13 @@ func (d *pgauditCSVLog) Decode(msg []byte, ev *Event) error {
 		n++
 		if n == csvMessage+1 && !bytes.HasPrefix(raw, pgauditTagBytes) {
 			// Most lines end here. "AUDIT: " holds no quote, so the raw
-			// column starts with it exactly when the text does.
-			return errNotAudit
+			// column starts with it exactly when the text does. Only an
+			// ERROR or FATAL with a denial's SQLSTATE (or none) reads on.
+			sev := denialSeverity(cols[csvSeverity].raw)
+			if st := cols[csvState].raw; sev == sevUnknown || len(st) > 0 && !denialState(st) {
+				return errNotAudit
+			}
+			denial = true
 		}
 		if next < len(msg) && msg[next] == ',' {
 			i = next + 1
@@ -142,6 +148,9 @@ func (d *pgauditCSVLog) Decode(msg []byte, ev *Event) error {
 	}
 	if n < csvMinColumns {
 		return &DecodeError{Reason: ReasonUnrecognized, Offset: -1}
+	}
+	if denial {
+		return d.denial(&cols, ev)
 	}
 
 	// pgaudit hides the context and the statement (query); a RAISE carries
@@ -169,6 +178,18 @@ func (d *pgauditCSVLog) Decode(msg []byte, ev *Event) error {
 		return err
 	}
 
+	if err := d.connection(&cols, ev); err != nil {
+		return err
+	}
+	if ev.Principal == "" {
+		return &DecodeError{Reason: ReasonMissingPrincipal, Offset: -1}
+	}
+	return nil
+}
+
+// connection fills ev's time, principal, database, client, address and
+// session from their columns.
+func (d *pgauditCSVLog) connection(cols *csvColumns, ev *Event) error {
 	t := cols[csvLogTime]
 	if len(t.raw) == 0 {
 		return &DecodeError{Reason: ReasonMissingTime, Offset: -1}
@@ -180,9 +201,6 @@ func (d *pgauditCSVLog) Decode(msg []byte, ev *Event) error {
 	if u := cols[csvUser]; len(u.raw) > 0 {
 		ev.Principal = d.principals.Intern(d.text(u.raw, u.quoted))
 	}
-	if ev.Principal == "" {
-		return &DecodeError{Reason: ReasonMissingPrincipal, Offset: -1}
-	}
 	if c := cols[csvDatabase]; len(c.raw) > 0 {
 		ev.Database = d.names.Intern(d.text(c.raw, c.quoted))
 	}
@@ -193,6 +211,57 @@ func (d *pgauditCSVLog) Decode(msg []byte, ev *Event) error {
 		ev.SourceIP = pgAddr(stripPort(c.raw))
 	}
 	ev.Session = sessionHash(cols[csvSession].raw)
+	return nil
+}
+
+// csvColumn is one column of a record, as csvField read it.
+type csvColumn struct {
+	raw    []byte
+	quoted bool
+	at     int
+}
+
+// csvColumns are the columns a record is decoded from.
+type csvColumns [csvMinColumns]csvColumn
+
+// denial decodes a record that is not an AUDIT record but may be one of the
+// server's denials (see pgaudit_denial.go).
+func (d *pgauditCSVLog) denial(cols *csvColumns, ev *Event) error {
+	m := cols[csvMessage]
+	msg := m.raw
+	if m.quoted {
+		d.msg = csvUnescape(d.msg[:0], m.raw)
+		msg = d.msg
+	}
+	st := cols[csvState].raw
+	if len(st) != 5 {
+		st = nil
+	}
+	kind := pgDenialOf(denialSeverity(cols[csvSeverity].raw), st, msg)
+	switch {
+	case kind == denialNone:
+		return errNotAudit
+	case kind == denialPrivilege && len(cols[csvContext].raw) > 0:
+		return errUntrusted // a RAISE EXCEPTION ... USING ERRCODE
+	}
+	action := ActionOther
+	if q := cols[csvQuery]; len(q.raw) > 0 {
+		raw := q.raw
+		if len(raw) > statementHead {
+			raw = raw[:statementHead]
+		}
+		action = statementAction(d.text(raw, q.quoted))
+	}
+	d.fillDenial(kind, msg, action, ev)
+	if err := d.connection(cols, ev); err != nil {
+		return err
+	}
+	if ev.Principal == "" && kind == denialLogin {
+		ev.Principal = d.principals.Intern(pgAuthUser(msg))
+	}
+	if ev.Principal == "" {
+		return &DecodeError{Reason: ReasonMissingPrincipal, Offset: -1}
+	}
 	return nil
 }
 

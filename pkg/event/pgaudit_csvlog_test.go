@@ -103,6 +103,7 @@ func BenchmarkPgauditCSVLogDecode(b *testing.B) {
 		{"audit", csvAudit},
 		{"multi_line", csvMultiLine},
 		{"not_audit", csvWithMessage(`"connection authorized: user=etl database=shop application_name=nightly-etl"`)},
+		{"denied", csvDenied},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchPgaudit(b, newPgauditCSVLog(Limits{}), []byte(bc.msg)) })
 	}

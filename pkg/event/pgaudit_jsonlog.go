@@ -6,10 +6,12 @@ import "bytes"
 // PostgreSQL 15 and later): one JSON object per line, written by
 // write_jsonlog in src/backend/utils/error/jsonlog.c. A key is left out
 // when its value is empty, which is how a genuine pgaudit record shows it
-// has no "context" and no "statement".
+// has no "context" and no "statement". The server's own denials (see
+// pgaudit_denial.go) are read from "error_severity", "state_code" (always
+// written), "message", "context" and "statement".
 
 func init() {
-	register("pgaudit_jsonlog", "PostgreSQL jsonlog lines (PostgreSQL 15+) carrying pgaudit AUDIT records",
+	register("pgaudit_jsonlog", "PostgreSQL jsonlog lines (PostgreSQL 15+) carrying pgaudit AUDIT records and the server's refused logins and statements",
 		func(l Limits, _ Options) (Decoder, error) { return newPgauditJSONLog(l), nil })
 }
 
@@ -19,6 +21,10 @@ func init() {
 type pgauditJSONLog struct {
 	pgauditBase
 	s scanner
+	// msg keeps the message of a line that may be a denial until the
+	// severity and SQLSTATE are known: the scanner's own copy of an
+	// escaped string lasts only until the next value.
+	msg []byte
 }
 
 var (
@@ -50,10 +56,11 @@ func (d *pgauditJSONLog) Split(dst [][]byte, msg []byte) ([][]byte, error) {
 	return dst, nil
 }
 
-// Decode decodes one jsonlog line. Lines whose message is not an AUDIT
-// record are ReasonNotAudit, and are recognised as soon as the message is
-// read. Keys may come in any order (a shipper may rewrite the object);
-// unknown keys are skipped.
+// Decode decodes one jsonlog line. Lines whose message is neither an AUDIT
+// record nor one of the server's denials (pgaudit_denial.go) are
+// ReasonNotAudit, and are recognised as soon as the message is read when
+// the severity comes before it, as PostgreSQL writes it. Keys may come in
+// any order (a shipper may rewrite the object); unknown keys are skipped.
 func (d *pgauditJSONLog) Decode(msg []byte, ev *Event) error {
 	ev.Reset()
 	if len(msg) > d.limits.MaxMessageBytes {
@@ -69,9 +76,22 @@ func (d *pgauditJSONLog) object(ev *Event) error {
 	s := &d.s
 	var (
 		audit, hasTime, timeBad, severityBad, shown bool
-		timeAt                                      int
-		bodyErr                                     error
+		// A line that is not an AUDIT record but may be a denial: its
+		// message is in d.msg.
+		candidate, hasContext bool
+		sev                   pgSeverity
+		state                 [5]byte
+		hasState              bool
+		stmtAction            = ActionOther
+		timeAt                int
+		bodyErr               error
 	)
+	// notDenial reports, once the severity or the SQLSTATE is known, that
+	// the line cannot be a denial: most lines end at their message.
+	notDenial := func() bool {
+		return sev != sevUnknown && sev != sevError && sev != sevFatal ||
+			hasState && !denialState(state[:])
+	}
 	err := s.members(0, func(key []byte) error {
 		at := s.pos
 		switch string(key) {
@@ -82,7 +102,12 @@ func (d *pgauditJSONLog) object(ev *Event) error {
 			}
 			body, ok := bytes.CutPrefix(v, pgauditTagBytes)
 			if !ok {
-				return errNotAudit
+				if v == nil || notDenial() {
+					return errNotAudit
+				}
+				candidate = true
+				d.msg = append(d.msg[:0], v...)
+				return nil
 			}
 			audit = true
 			bodyErr = d.decodeAudit(body, ev)
@@ -133,6 +158,23 @@ func (d *pgauditJSONLog) object(ev *Event) error {
 				return err
 			}
 			severityBad = !auditSeverityTrusted(v)
+			sev = denialSeverity(v)
+			if sev == sevUnknown && v != nil {
+				sev = sevLog // any other severity: never a denial
+			}
+			if candidate && notDenial() {
+				return errNotAudit
+			}
+		case "state_code":
+			v, err := s.text("state_code")
+			if err != nil {
+				return err
+			}
+			hasState = len(v) == len(state)
+			copy(state[:], v)
+			if candidate && notDenial() {
+				return errNotAudit
+			}
 		case "context":
 			// pgaudit hides the context and the statement; a RAISE
 			// carries both.
@@ -140,12 +182,14 @@ func (d *pgauditJSONLog) object(ev *Event) error {
 			if err != nil {
 				return err
 			}
+			hasContext = hasContext || len(v) > 0
 			shown = shown || len(v) > 0
 		case "statement":
 			v, err := s.text("statement")
 			if err != nil {
 				return err
 			}
+			stmtAction = statementAction(v)
 			shown = shown || len(v) > 0
 		case "func_name":
 			// Written with log_error_verbosity = verbose, like file_name:
@@ -173,6 +217,24 @@ func (d *pgauditJSONLog) object(ev *Event) error {
 		return err
 	}
 	switch {
+	case candidate && audit:
+		return errUntrusted // two messages: which one the server wrote is unknown
+	case candidate:
+		var st []byte
+		if hasState {
+			st = state[:]
+		}
+		kind := pgDenialOf(sev, st, d.msg)
+		switch {
+		case kind == denialNone:
+			return errNotAudit
+		case kind == denialPrivilege && hasContext:
+			return errUntrusted // a RAISE EXCEPTION ... USING ERRCODE
+		}
+		d.fillDenial(kind, d.msg, stmtAction, ev)
+		if ev.Principal == "" && kind == denialLogin {
+			ev.Principal = d.principals.Intern(pgAuthUser(d.msg))
+		}
 	case !audit:
 		return errNotAudit
 	case shown || severityBad:
@@ -181,6 +243,8 @@ func (d *pgauditJSONLog) object(ev *Event) error {
 		return errUntrusted
 	case bodyErr != nil:
 		return bodyErr
+	}
+	switch {
 	case !hasTime:
 		return &DecodeError{Reason: ReasonMissingTime, Offset: -1}
 	case timeBad:

@@ -178,6 +178,8 @@ func BenchmarkPgauditJSONLogDecode(b *testing.B) {
 	for _, bc := range []struct{ name, msg string }{
 		{"audit", jsonAudit},
 		{"not_audit", withMessage(`connection authorized: user=etl database=shop application_name=nightly-etl`)},
+		{"denied", jsonDenied},
+		{"login_denied", jsonLoginDenied},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchPgaudit(b, newPgauditJSONLog(Limits{}), []byte(bc.msg)) })
 	}

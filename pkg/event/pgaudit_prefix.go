@@ -55,6 +55,7 @@ const (
 	slotHostPort        // %r
 	slotSession         // %c
 	slotStart           // %s
+	slotSQLState        // %e
 	numSlots
 )
 
@@ -83,6 +84,8 @@ func prefixSlot(esc byte) int {
 		return slotSession
 	case 's':
 		return slotStart
+	case 'e':
+		return slotSQLState
 	}
 	return -1
 }

@@ -39,10 +39,18 @@ import (
 // can name one "x\n<a forged prefix naming alice>", and the genuine records
 // of its sessions then start on a line of their own that names alice.
 // jsonlog and csvlog escape the names; prefer them where such a grant is
-// given out.
+// given out. The refused logins decoded here (pgaudit_denial.go) widen
+// this: the user and database of a failed login are whatever the client
+// sent, so anyone who can reach the port can put a line break and up to
+// 63 bytes of a forged prefix in the log (seen with PostgreSQL 15.18:
+// testdata/pgaudit/denial/injected.log). A forged line through the user
+// name is caught, as its %u differs from the user the message names; one
+// through the database name can only restate the login the client really
+// attempted, under a forged time. Lines that forge an ERROR or an AUDIT
+// record need a session, hence a role or database so named.
 
 func init() {
-	register("pgaudit_stderr", "PostgreSQL stderr log lines (log_line_prefix from the input's log_line_prefix) carrying pgaudit AUDIT records",
+	register("pgaudit_stderr", "PostgreSQL stderr log lines (log_line_prefix from the input's log_line_prefix) carrying pgaudit AUDIT records and the server's refused logins and statements",
 		func(l Limits, o Options) (Decoder, error) { return newPgauditStderr(l, o) })
 }
 
@@ -166,11 +174,16 @@ func (d *pgauditStderr) Decode(msg []byte, ev *Event) error {
 
 	if !bytes.Contains(line, pgauditTagBytes) {
 		// The common case, an ordinary line: one reading of the prefix
-		// tells it from a line of another format.
+		// tells it from a line of another format. Only an ERROR or a
+		// FATAL line can be a denial.
 		if n, _ := d.m.match(line, 1); n == 0 {
 			return &DecodeError{Reason: ReasonUnrecognized, Offset: 0}
 		}
-		return errNotAudit
+		p := &d.m.found[0]
+		if sev := pgSeverityOf(line[p.sev:p.sevEnd]); sev != sevError && sev != sevFatal {
+			return errNotAudit
+		}
+		return d.denial(msg, line, next, entryEnd, ev)
 	}
 	n, exhausted := d.m.match(line, 2)
 	if n == 0 && !exhausted {
@@ -208,7 +221,7 @@ func (d *pgauditStderr) Decode(msg []byte, ev *Event) error {
 	if err := d.decodeAudit(body, ev); err != nil {
 		return err
 	}
-	return d.prefixFields(line, &p, ev)
+	return d.prefixFields(line, &p, false, nil, ev)
 }
 
 // stderrAuditBody returns the CSV after "AUDIT: " of an entry's message.
@@ -218,15 +231,10 @@ func stderrAuditBody(m []byte) ([]byte, bool) {
 	if body, ok := bytes.CutPrefix(m, pgauditTagBytes); ok {
 		return body, true
 	}
-	if len(m) < 7 || m[5] != ':' || m[6] != ' ' {
-		return nil, false
+	if _, rest, ok := cutSQLState(m); ok {
+		return bytes.CutPrefix(rest, pgauditTagBytes)
 	}
-	for _, c := range m[:5] {
-		if !classSQLState.has(c) {
-			return nil, false
-		}
-	}
-	return bytes.CutPrefix(m[7:], pgauditTagBytes)
+	return nil, false
 }
 
 // furtherLines checks the labelled lines after an AUDIT entry, from pos on.
@@ -259,14 +267,149 @@ func (d *pgauditStderr) furtherLines(msg []byte, pos int) error {
 	return nil
 }
 
-// prefixFields fills ev from the values of the prefix.
-func (d *pgauditStderr) prefixFields(line []byte, p *prefixParse, ev *Event) error {
+// denial decodes an ERROR or FATAL entry that may be one of the server's
+// denials (see pgaudit_denial.go): line is its first line, next where its
+// further lines start and entryEnd where its message ends.
+func (d *pgauditStderr) denial(msg, line []byte, next, entryEnd int, ev *Event) error {
+	n, exhausted := d.m.match(line, 2)
+	if n == 0 {
+		return errNotAudit
+	}
+	if n > 1 || exhausted {
+		// A value holds the text after it (a role named "alice@shop"
+		// under %u@%d): whichever reading is a denial, it cannot be
+		// attributed.
+		for i := range n {
+			if kind, _ := stderrDenialOf(line, msg[:entryEnd], &d.m.found[i]); kind != denialNone {
+				return errUntrusted
+			}
+		}
+		return errNotAudit
+	}
+	p := d.m.found[0] // a copy: the further lines reuse the matcher
+	kind, text := stderrDenialOf(line, msg[:entryEnd], &p)
+	if kind == denialNone {
+		return errNotAudit
+	}
+	context, stmt, err := d.denialLines(msg, next)
+	switch {
+	case err != nil:
+		return err
+	case kind == denialPrivilege && context:
+		return errUntrusted // a RAISE EXCEPTION ... USING ERRCODE
+	}
+	d.fillDenial(kind, text, statementAction(stmt), ev)
+	var user []byte
+	if kind == denialLogin {
+		// The user of a refused login is the client's to choose, before
+		// any authentication, and %u writes it as it is, line breaks
+		// included: a user named "x\n<prefix naming alice>" starts a line
+		// that reads as alice's refused login. The message names the
+		// whole name, so a %u that differs from it is such a line.
+		user = pgAuthUser(text)
+		if u := p.vals[slotUser]; user != nil && u.end >= 0 {
+			if v := line[u.start:u.end]; string(v) != unknownName && string(v) != string(user) {
+				return errUntrusted
+			}
+		}
+	}
+	return d.prefixFields(line, &p, true, user, ev)
+}
+
+// unknownName is what log_line_prefix prints for an unset user, database
+// or application name.
+const unknownName = "[unknown]"
+
+// stderrDenialOf classifies an entry by the severity and SQLSTATE of the
+// reading p of its first line; msg ends where the entry's message ends. It
+// also returns the message, without the SQLSTATE that verbose error
+// verbosity puts before it and without the " at character N" that stderr
+// appends to it.
+func stderrDenialOf(line, msg []byte, p *prefixParse) (pgDenial, []byte) {
+	var state []byte
+	if s := p.vals[slotSQLState]; s.end >= 0 {
+		state = line[s.start:s.end]
+	}
+	text := msg[p.msg:]
+	if st, rest, ok := cutSQLState(text); ok && (state == nil || string(st) == string(state)) {
+		state, text = st, rest
+	}
+	if i := bytes.LastIndex(text, []byte(cursorPosText)); i >= 0 && allDigits(text[i+len(cursorPosText):]) {
+		text = text[:i]
+	}
+	return pgDenialOf(pgSeverityOf(line[p.sev:p.sevEnd]), state, text), text
+}
+
+// cursorPosText is how the stderr format appends an error's cursor
+// position to its message (jsonlog and csvlog have a field for it).
+const cursorPosText = " at character "
+
+// cutSQLState cuts the "42501: " that log_error_verbosity = verbose writes
+// before the message.
+func cutSQLState(m []byte) (state, rest []byte, ok bool) {
+	if len(m) < 7 || m[5] != ':' || m[6] != ' ' {
+		return nil, m, false
+	}
+	for _, c := range m[:5] {
+		if !classSQLState.has(c) {
+			return nil, m, false
+		}
+	}
+	return m[:5], m[7:], true
+}
+
+// denialLines reads the labelled lines after a denial entry, from pos on:
+// whether one is a CONTEXT: (the mark of a RAISE), and the text of the
+// STATEMENT:, if any, with its continuation lines.
+func (d *pgauditStderr) denialLines(msg []byte, pos int) (context bool, stmt []byte, err error) {
+	for pos < len(msg) {
+		at := pos
+		line, next := nextLine(msg, pos)
+		pos = next
+		if len(line) == 0 || line[0] == '\t' {
+			continue // a continuation of a labelled line
+		}
+		if n, _ := d.m.match(line, 1); n == 0 {
+			return false, nil, &DecodeError{Reason: ReasonUnrecognized, Offset: at}
+		}
+		p := &d.m.found[0]
+		switch pgSeverityOf(line[p.sev:p.sevEnd]) {
+		case sevContext:
+			context = true
+		case sevStatement:
+			end := at + len(line)
+			for pos < len(msg) && msg[pos] == '\t' {
+				var l []byte
+				start := pos
+				l, pos = nextLine(msg, pos)
+				end = start + len(l)
+			}
+			if stmt == nil {
+				stmt = msg[at+p.msg : end]
+			}
+		case sevDetail, sevHint, sevQuery, sevLocation:
+		default:
+			// Another entry: the message was not split.
+			return false, nil, &DecodeError{Reason: ReasonUnrecognized, Offset: at}
+		}
+	}
+	return context, stmt, nil
+}
+
+// prefixFields fills ev from the values of the prefix. With unset, a user,
+// database or application name of "[unknown]" is empty, and user stands in
+// for an empty user: a refused login is logged before the session has them.
+func (d *pgauditStderr) prefixFields(line []byte, p *prefixParse, unset bool, user []byte, ev *Event) error {
 	val := func(slot int) []byte {
 		s := p.vals[slot]
 		if s.end < 0 {
 			return nil
 		}
-		return line[s.start:s.end]
+		v := line[s.start:s.end]
+		if unset && string(v) == unknownName {
+			return nil
+		}
+		return v
 	}
 	var ok bool
 	switch {
@@ -282,7 +425,11 @@ func (d *pgauditStderr) prefixFields(line []byte, p *prefixParse, ev *Event) err
 	if !ok {
 		return &DecodeError{Reason: ReasonBadTime, Field: "log_line_prefix", Offset: 0}
 	}
-	if ev.Principal = d.principals.Intern(val(slotUser)); ev.Principal == "" {
+	u := val(slotUser)
+	if len(u) == 0 {
+		u = user
+	}
+	if ev.Principal = d.principals.Intern(u); ev.Principal == "" {
 		return &DecodeError{Reason: ReasonMissingPrincipal, Offset: -1}
 	}
 	ev.Database = d.names.Intern(val(slotDB))

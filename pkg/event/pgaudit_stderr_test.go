@@ -229,6 +229,8 @@ func BenchmarkPgauditStderrDecode(b *testing.B) {
 		{"multi_line", realPrefix, stderrMultiLine},
 		{"not_audit", realPrefix, "2026-11-30 02:49:26.592 UTC [10676] etl@shop LOG:  connection authorized: user=etl database=shop application_name=nightly-etl"},
 		{"all_escapes", allEscapesPrefix, stderrAllEscapes},
+		{"denied", sqlstatePrefix, stderrDenied},
+		{"denied_english", realPrefix, strings.ReplaceAll(stderrDenied, " 42501 ", " ")},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchPgaudit(b, stderrDecoder(b, bc.prefix), []byte(bc.msg)) })
 	}

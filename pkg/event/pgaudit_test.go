@@ -21,6 +21,9 @@ import (
 //   - testdata/pgaudit/local/: genuine logs of a second run (README.md
 //     there), with log_line_prefix escapes, time zones, verbose and terse
 //     error verbosity, an application-name forgery and odd identifiers.
+//   - testdata/pgaudit/denial/: genuine logs of refused logins and refused
+//     statements, genuine and forged with RAISE EXCEPTION ... USING ERRCODE,
+//     once with %e in log_line_prefix and once without (README.md there).
 //
 // Each input file is split with the decoder's Split and every record
 // decoded; testdata/pgaudit/golden/<input>.golden holds one JSON line per
@@ -170,11 +173,11 @@ func checkGolden(t *testing.T, golden string, got []goldenRecord) {
 }
 
 // pgauditInputs lists the golden inputs of one format: files of the given
-// extension under testdata/pgaudit/real and testdata/pgaudit/local.
+// extension under testdata/pgaudit/real, local and denial.
 func pgauditInputs(t *testing.T, ext string) []string {
 	t.Helper()
 	var out []string
-	for _, dir := range []string{"real", "local"} {
+	for _, dir := range []string{"real", "local", "denial"} {
 		m, err := filepath.Glob(filepath.Join("testdata", "pgaudit", dir, "*."+ext))
 		if err != nil {
 			t.Fatal(err)
@@ -253,7 +256,7 @@ func TestPgauditGoldenStderr(t *testing.T) {
 // session, the application nor the host, so those are compared between
 // jsonlog and csvlog only.
 func TestPgauditFormatsAgree(t *testing.T) {
-	for _, run := range []string{"real/real", "local/rds", "local/pgbadger", "local/kolkata", "local/allescapes"} {
+	for _, run := range []string{"real/real", "local/rds", "local/pgbadger", "local/kolkata", "local/allescapes", "denial/sqlstate", "denial/english"} {
 		t.Run(run, func(t *testing.T) {
 			base := filepath.Join("testdata", "pgaudit", run)
 			read := func(ext string) []byte {
@@ -286,7 +289,18 @@ func TestPgauditFormatsAgree(t *testing.T) {
 			if len(js) != len(cs) || len(js) != len(se) {
 				t.Fatalf("event counts differ: jsonlog %d, csvlog %d, stderr %d", len(js), len(cs), len(se))
 			}
+			// The one event stderr cannot reject: a RAISE EXCEPTION ...
+			// USING ERRCODE = '42501' in a session with
+			// log_error_verbosity = terse, which writes no CONTEXT: line
+			// (see pgaudit_denial.go); jsonlog and csvlog have the context.
+			terse, hasTerse := map[string]int{"denial/sqlstate": 39, "denial/english": 19}[run]
 			for i := range js {
+				if hasTerse && i == terse {
+					if js[i].Reason != "untrusted" || cs[i].Reason != "untrusted" || se[i].Status != "denied" || se[i].Principal != "postgres" {
+						t.Errorf("event %d, the terse RAISE: jsonlog %+v\ncsvlog %+v\nstderr %+v", i, js[i], cs[i], se[i])
+					}
+					continue
+				}
 				if !sameRecord(js[i], cs[i]) {
 					t.Errorf("event %d: jsonlog %+v\ncsvlog %+v", i, js[i], cs[i])
 				}
@@ -416,10 +430,17 @@ func TestPgauditZeroAllocs(t *testing.T) {
 	}{
 		{"jsonlog", newPgauditJSONLog(Limits{}), []string{jsonAudit,
 			withMessage(`AUDIT: SESSION,4,1,READ,COPY,,,\"copy \"\"Odd, Name\"\" to stdout;\",<not logged>,0`),
-			withMessage(`connection authorized: user=etl database=shop`)}},
-		{"csvlog", newPgauditCSVLog(Limits{}), []string{csvAudit, csvMultiLine, csvImpostor}},
+			withMessage(`connection authorized: user=etl database=shop`),
+			jsonDenied, jsonLoginDenied, strings.Replace(strings.Replace(jsonLoginDenied, `"user":"analyst",`, ``, 1), `permission denied for database \"hr\"`, `password authentication failed for user \"analyst\"`, 1),
+			strings.Replace(jsonDenied, `"statement"`, `"context":"PL/pgSQL function inline_code_block line 1 at RAISE","statement"`, 1)}},
+		{"csvlog", newPgauditCSVLog(Limits{}), []string{csvAudit, csvMultiLine, csvImpostor, csvDenied,
+			strings.Replace(csvDenied, `"permission denied for table customers"`, `"permission denied for column ""email"" of relation ""customers"""`, 1)}},
 		{"stderr", stderrDecoder(t, realPrefix), []string{stderrAudit, stderrMultiLine, stderrImpostor,
-			"2026-11-30 02:49:26.592 UTC [10676] etl@shop LOG:  connection authorized: user=etl database=shop"}},
+			"2026-11-30 02:49:26.592 UTC [10676] etl@shop LOG:  connection authorized: user=etl database=shop",
+			strings.ReplaceAll(stderrDenied, " 42501 ", " "), strings.ReplaceAll(stderrRaise, " 42501 ", " "),
+			"2026-11-30 03:08:53.478 UTC [8677] mallory@shop FATAL:  pg_hba.conf rejects connection for host \"127.0.0.1\", user \"mallory\", database \"shop\", no encryption"}},
+		{"stderr %e", stderrDecoder(t, sqlstatePrefix), []string{stderrDenied, stderrRaise,
+			"2026-11-30 03:08:52.644 UTC [8617] [unknown]@[unknown] 28000 FATAL:  no pg_hba.conf entry for host \"127.0.0.1\", user \"analyst\", database \"postgres\", no encryption"}},
 		{"stderr all escapes", stderrDecoder(t, allEscapesPrefix), []string{stderrAllEscapes}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
