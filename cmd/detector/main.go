@@ -32,6 +32,7 @@ func commands() []command {
 		{"run", "consume Kafka with durable state; alerts as JSONL on stdout", runRun},
 		{"replay", "run the engine over recorded logs in event time; alerts as JSONL on stdout", runReplay},
 		{"gen", "write synthetic company traffic with optional attacks as native JSONL", runGen},
+		{"bench", "the performance proof: bare consumers vs the pipeline, alert latency, engine, memory per entity", runBench},
 		{"eval", "score detection on synthetic attacks against the ground truth, next to static thresholds", runEval},
 		{"config", "config check FILE | config defaults", runConfig},
 		{"state", "state inspect --entity KIND/KEY: one entity's baselines from the state store", runState},

@@ -1,0 +1,92 @@
+package bench
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/event"
+	"github.com/exfilguard/exfilguard/pkg/models"
+)
+
+// Engine is the engine alone (pkg/models, one Engine, every entity kind,
+// default config) on one goroutine over the workload's first events,
+// decoded beforehand: what one core of the pipeline's engine shard can
+// do.
+type Engine struct {
+	Events   int `json:"events"`
+	Entities int `json:"entities"`
+	// Warm is the first pass, which creates every entity;
+	// Steady the same events again with their times moved past the
+	// first pass (entities exist, buckets roll), as BenchmarkProcess.
+	WarmEventsPerSec   float64 `json:"warm_events_per_s"`
+	SteadyEventsPerSec float64 `json:"steady_events_per_s"`
+	// AllocsPerEvent is heap allocations per event in the steady pass
+	// (runtime.MemStats.Mallocs), whole process.
+	AllocsPerEvent float64 `json:"allocs_per_event"`
+	Detections     int     `json:"detections"`
+}
+
+// measureEngine decodes the first n events of src and runs them through
+// an engine twice.
+func measureEngine(src *Source, n int) (Engine, error) {
+	dec := event.NewNative(event.Limits{})
+	evs := make([]event.Event, 0, n)
+	var arena []uint64
+	var ev event.Event
+	for len(evs) < n {
+		line, ph := src.Next()
+		if ph == PhaseDone {
+			break
+		}
+		if err := dec.Decode(line, &ev); err != nil {
+			return Engine{}, fmt.Errorf("engine: decode: %w", err)
+		}
+		c := ev
+		// The decoder reuses ev's slices: keep copies, in one arena.
+		if len(arena)+len(ev.RecordIDs)+len(ev.RecordNums) > cap(arena) {
+			arena = make([]uint64, 0, 1<<20)
+		}
+		k := len(arena)
+		arena = append(arena, ev.RecordIDs...)
+		c.RecordIDs = arena[k:len(arena):len(arena)]
+		k = len(arena)
+		arena = append(arena, ev.RecordNums...)
+		c.RecordNums = arena[k:len(arena):len(arena)]
+		evs = append(evs, c)
+	}
+	if len(evs) < 2 {
+		return Engine{}, fmt.Errorf("engine: no events")
+	}
+	det := 0
+	eng, err := models.New(config.Default(), func(*models.Detection) { det++ })
+	if err != nil {
+		return Engine{}, err
+	}
+	r := Engine{Events: len(evs)}
+	runtime.GC()
+	t0 := time.Now()
+	for i := range evs {
+		eng.Process(&evs[i])
+	}
+	r.WarmEventsPerSec = float64(len(evs)) / time.Since(t0).Seconds()
+	shift := evs[len(evs)-1].Time - evs[0].Time + int64(time.Second)
+	for i := range evs {
+		evs[i].Time += shift
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	t0 = time.Now()
+	for i := range evs {
+		eng.Process(&evs[i])
+	}
+	el := time.Since(t0)
+	runtime.ReadMemStats(&after)
+	r.SteadyEventsPerSec = float64(len(evs)) / el.Seconds()
+	r.AllocsPerEvent = float64(after.Mallocs-before.Mallocs) / float64(len(evs))
+	r.Entities = eng.Entities()
+	r.Detections = det
+	return r, nil
+}
