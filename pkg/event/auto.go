@@ -118,20 +118,19 @@ func sniff(msg []byte) int {
 		return autoNone
 	}
 	if b[0] == '{' || b[0] == '[' {
-		has := func(key string) bool { return hasKey(b, key) }
+		k := keysOf(b)
 		switch {
-		case has("class_uid") || has("type_uid"):
+		case k&(kClassUID|kTypeUID) != 0:
 			return autoOCSF
-		case has("databaseActivityEventList") || has("dbUserName") || has("databaseActivityEvents"):
+		case k&(kDASList|kDBUserName|kDASEvents) != 0:
 			return autoDAS
-		case has("server_principal_name") || has("server_principal_name_s") || has("ServerPrincipalName") || has("action_id") || has("action_id_s") ||
-			has("event_time") && (has("action_name") || has("succeeded")):
+		case k&(kServerPrincipal|kActionID) != 0 || k&kEventTime != 0 && k&(kActionName|kSucceeded) != 0:
 			return autoAzure
-		case has("audit_record") || has("class") && (has("connection_id") || has("account") || has("event")):
+		case k&kAuditRecord != 0 || k&kClass != 0 && k&(kConnectionID|kAccount|kEvent) != 0:
 			return autoMySQL
-		case has("error_severity"):
+		case k&kErrorSeverity != 0:
 			return autoPGJSON
-		case has("principal"):
+		case k&kPrincipal != 0:
 			return autoNative
 		}
 		return autoNone
@@ -147,26 +146,68 @@ func sniff(msg []byte) int {
 	return autoNone
 }
 
-// hasKey reports whether b has "key" followed by a colon (after optional
-// white space): a key, not a value.
-func hasKey(b []byte, key string) bool {
-	for {
-		i := bytes.Index(b, []byte(key))
-		if i < 0 {
-			return false
+// Keys that tell formats apart (see sniff).
+const (
+	kClassUID = 1 << iota
+	kTypeUID
+	kDASList
+	kDBUserName
+	kDASEvents
+	kServerPrincipal
+	kActionID
+	kEventTime
+	kActionName
+	kSucceeded
+	kAuditRecord
+	kClass
+	kConnectionID
+	kAccount
+	kEvent
+	kErrorSeverity
+	kPrincipal
+)
+
+var sniffKeys = map[string]uint32{
+	"class_uid": kClassUID, "type_uid": kTypeUID,
+	"databaseActivityEventList": kDASList, "dbUserName": kDBUserName, "databaseActivityEvents": kDASEvents,
+	"server_principal_name": kServerPrincipal, "server_principal_name_s": kServerPrincipal, "ServerPrincipalName": kServerPrincipal,
+	"action_id": kActionID, "action_id_s": kActionID, "event_time": kEventTime, "action_name": kActionName, "succeeded": kSucceeded,
+	"audit_record": kAuditRecord, "class": kClass, "connection_id": kConnectionID, "account": kAccount, "event": kEvent,
+	"error_severity": kErrorSeverity, "principal": kPrincipal,
+}
+
+// keysOf returns the sniffKeys that occur in b as keys (a string followed
+// by a colon), in one pass: a string value is never followed by a colon,
+// so values do not count. Nesting is not tracked; the keys are distinctive
+// enough at any depth.
+func keysOf(b []byte) uint32 {
+	var k uint32
+	for i := 0; i < len(b); {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			break
 		}
-		j := i + len(key)
-		if i > 0 && b[i-1] == '"' && j < len(b) && b[j] == '"' {
-			k := j + 1
-			for k < len(b) && (b[k] == ' ' || b[k] == '\t' || b[k] == '\n' || b[k] == '\r') {
-				k++
+		start := i + q + 1
+		end := start
+		for end < len(b) && b[end] != '"' {
+			if b[end] == '\\' {
+				end++
 			}
-			if k < len(b) && b[k] == ':' {
-				return true
-			}
+			end++
 		}
-		b = b[j:]
+		if end >= len(b) {
+			break
+		}
+		j := end + 1
+		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+			j++
+		}
+		if j < len(b) && b[j] == ':' {
+			k |= sniffKeys[string(b[start:end])]
+		}
+		i = end + 1
 	}
+	return k
 }
 
 // csvlogStart: "2026-11-30 02:43:43.123 UTC," (a time, a zone, a comma).
