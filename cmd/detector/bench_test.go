@@ -84,17 +84,22 @@ func TestBench(t *testing.T) {
 			t.Errorf("%s: ratios %v, %v", ps.Topic, ps.Ratio, ps.SteadyRatio)
 		}
 	}
-	l := r.Latency
-	if l.Events <= 0 || l.Alerts <= 0 || !positive(l.OfferedRate, l.AchievedRate, l.Seconds, l.P50Ms, l.P99Ms, l.MaxMs) ||
-		l.P50Ms > l.P99Ms || l.P99Ms > l.MaxMs || len(l.Caught) == 0 || len(l.Attacks) != len(bench.LiveScenarios) {
-		t.Errorf("latency: %+v", l)
+	if len(r.Latency) != 2 || r.Latency[0].Partitions != 6 || r.Latency[1].Partitions != 1 {
+		t.Fatalf("want live parts on 6 and 1 partitions, got %d", len(r.Latency))
 	}
-	sum := 0
-	for _, c := range l.ByRule {
-		sum += c
-	}
-	if sum != l.Alerts {
-		t.Errorf("latency: %d alerts by rule, %d measured", sum, l.Alerts)
+	for _, l := range r.Latency {
+		if l.Events <= 0 || l.Alerts <= 0 || !positive(l.OfferedRate, l.AchievedRate, l.Seconds, l.P50Ms, l.P99Ms, l.MaxMs) ||
+			l.P50Ms > l.P99Ms || l.P99Ms > l.MaxMs || len(l.Caught) == 0 || len(l.Attacks) != len(bench.LiveScenarios) ||
+			len(l.Slowest) == 0 || l.Slowest[0].Ms != l.MaxMs || l.Late > uint64(l.Events) {
+			t.Errorf("latency on %d partition(s): %+v", l.Partitions, l)
+		}
+		sum := 0
+		for _, c := range l.ByRule {
+			sum += c
+		}
+		if sum != l.Alerts {
+			t.Errorf("latency: %d alerts by rule, %d measured", sum, l.Alerts)
+		}
 	}
 	e := r.Engine
 	if e.Events <= 0 || e.Entities <= 0 || !positive(e.WarmEventsPerSec, e.SteadyEventsPerSec) || e.AllocsPerEvent < 0 || e.AllocsPerEvent > 10 {
@@ -112,8 +117,8 @@ func TestBench(t *testing.T) {
 			t.Errorf("memory: %+v", m)
 		}
 	}
-	if len(r.Targets) != 5 {
-		t.Errorf("want 5 targets judged, got %+v", r.Targets)
+	if len(r.Targets) != 6 {
+		t.Errorf("want 6 targets judged, got %+v", r.Targets)
 	}
 	for _, tg := range r.Targets {
 		if tg.Name == "" || tg.Target == "" || tg.Measured == "" {

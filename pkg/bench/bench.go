@@ -89,7 +89,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		n = min(o.Events, 1_000_000)
 	}
 	say("engine alone: %d events on one goroutine", n)
-	if r.Engine, err = measureEngine(src, n); err != nil {
+	if r.Engine, err = measureEngine(src, n, o.ProfileDir); err != nil {
 		return nil, err
 	}
 	src = nil
@@ -107,9 +107,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return r, nil
 }
 
-// runKafka is everything on the broker: produce, the bare consumers and
-// the pipeline on the partitioned topic, then the pipeline's history and
-// the paced live part; then the same throughput part on one partition.
+// runKafka is everything on the broker, once on the partitioned topic
+// and once on a topic of one partition: produce the throughput part, the
+// bare consumers, the pipeline's pass over it, then its history and the
+// paced live part.
 func (r *Report) runKafka(ctx context.Context, o Options, w *Workload, dir string, say func(string, ...any), logw io.Writer) error {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(o.Partitions), topic), kfake.SeedTopics(1, topic1),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "8388608"}))
@@ -118,66 +119,69 @@ func (r *Report) runKafka(ctx context.Context, o Options, w *Workload, dir strin
 	}
 	defer cluster.Close()
 	brokers := cluster.ListenAddrs()
+	for i, parts := range []int{o.Partitions, 1} {
+		name, suffix := topic, ""
+		if i == 1 {
+			name, suffix = topic1, "-1p"
+		}
+		if err := r.runTopic(ctx, o, w, brokers, name, parts, filepath.Join(dir, name), suffix, say, logw); err != nil {
+			return err
+		}
+		runtime.GC()
+	}
+	return nil
+}
+
+// runTopic measures one topic of parts partitions.
+func (r *Report) runTopic(ctx context.Context, o Options, w *Workload, brokers []string, topic string, parts int, dir, suffix string, say func(string, ...any), logw io.Writer) error {
 	n := int64(o.Events)
 	timeout := max(2*time.Minute, time.Duration(n/20_000)*time.Second)
-
-	// The throughput part, to the partitioned topic (timed) and to the
-	// one-partition topic.
-	src1, err := w.NewSource(o.Events)
-	if err != nil {
-		return err
-	}
-	prod1 := newProducer(brokers, topic1, 10*time.Millisecond)
-	defer prod1.close()
 	src, err := w.NewSource(o.Events)
 	if err != nil {
 		return err
 	}
-	say("producing %d events to %d partitions", o.Events, o.Partitions)
+	say("%s: producing %d events to %d partition(s)", topic, o.Events, parts)
 	prod := newProducer(brokers, topic, 10*time.Millisecond)
 	defer prod.close()
 	start := time.Now()
 	if err := produceBulk(ctx, src, prod, PhaseThroughput); err != nil {
 		return err
 	}
-	r.Produce = throughput("produce", prod.Values, prod.Bytes, start, start, time.Now())
-	say("producing the same events to a topic of one partition")
-	if err := produceBulk(ctx, src1, prod1, PhaseThroughput); err != nil {
-		return err
+	if prod.Values != n {
+		return fmt.Errorf("bench: produced %d events, want %d", prod.Values, n)
 	}
-	src1 = nil
-	if prod.Values != n || prod1.Values != n {
-		return fmt.Errorf("bench: produced %d and %d events, want %d", prod.Values, prod1.Values, n)
+	if len(r.Throughput) == 0 {
+		r.Produce = throughput("produce", prod.Values, prod.Bytes, start, start, time.Now())
 	}
 
-	// Partitioned: the bare consumers, then the pipeline, which goes on
-	// to the live part.
-	pass := Pass{Topic: topic, Partitions: o.Partitions}
-	cfg, err := pipelineConfig(brokers, topic, filepath.Join(dir, "p"), o.MaxEntities)
+	pass := Pass{Topic: topic, Partitions: parts}
+	cfg, err := pipelineConfig(brokers, topic, dir, o.MaxEntities)
 	if err != nil {
 		return err
 	}
 	k := &cfg.Kafka
-	say("(a) kafka-go Reader, one per partition, fetch only")
-	t, err := consumeKafkaGoReader(ctx, k, topic, o.Partitions, n, timeout)
+	say("%s: (a) kafka-go Reader, one per partition, fetch only", topic)
+	t, err := consumeKafkaGoReader(ctx, k, topic, parts, n, timeout)
 	if err != nil {
 		return err
 	}
 	pass.Consumers = append(pass.Consumers, t)
-	say("(b) franz-go kgo, fetch only")
-	if t, err = consumeFranz(ctx, k, topic, o.Partitions, n, timeout); err != nil {
-		return err
+	if parts > 1 {
+		say("%s: (b) franz-go kgo, fetch only", topic)
+		if t, err = consumeFranz(ctx, k, topic, parts, n, timeout); err != nil {
+			return err
+		}
+		pass.Consumers = append(pass.Consumers, t)
+		say("%s: (a') kafka-go Conn.ReadBatch, as the pipeline's readers fetch, no decode", topic)
+		if t, err = consumeKafkaGoConn(ctx, k, topic, parts, n, cfg.Input.MaxMessageBytes, timeout); err != nil {
+			return err
+		}
+		pass.Consumers = append(pass.Consumers, t)
 	}
-	pass.Consumers = append(pass.Consumers, t)
-	say("(a') kafka-go Conn.ReadBatch, as the pipeline's readers fetch, no decode")
-	if t, err = consumeKafkaGoConn(ctx, k, topic, o.Partitions, n, cfg.Input.MaxMessageBytes, timeout); err != nil {
-		return err
-	}
-	pass.Consumers = append(pass.Consumers, t)
 	runtime.GC()
-	say("(c) the pipeline from the start of the topic")
+	say("%s: (c) the pipeline from the start of the topic", topic)
 	sink := &alertSink{}
-	pl, err := r.pipelinePass(&pass, cfg, sink, prod.Bytes, n, o.ProfileDir, "", timeout, logw)
+	pl, err := r.pipelinePass(&pass, cfg, sink, prod.Bytes, n, o.ProfileDir, suffix, timeout, logw)
 	if err != nil {
 		return err
 	}
@@ -188,7 +192,7 @@ func (r *Report) runKafka(ctx context.Context, o Options, w *Workload, dir strin
 		}
 	}()
 
-	say("history up to %s at full speed (%d events in all), for the baseline", w.LiveFrom.Format(time.RFC3339), w.History)
+	say("%s: history up to %s at full speed (%d events in all), for the baseline", topic, w.LiveFrom.Format(time.RFC3339), w.History)
 	if err := produceBulk(ctx, src, prod, PhaseHistory); err != nil {
 		return err
 	}
@@ -198,33 +202,13 @@ func (r *Report) runKafka(ctx context.Context, o Options, w *Workload, dir strin
 	if err := pl.waitDelivered(time.Minute); err != nil {
 		return err
 	}
-	say("live at %.0f events/s with %v (at most %v)", o.Rate, w.Sim.Scenarios, o.Live)
-	if err := r.live(ctx, o, w, src, brokers, pl, sink, timeout); err != nil {
+	say("%s: live at %.0f events/s with %v (at most %v)", topic, o.Rate, w.Sim.Scenarios, o.Live)
+	lat := Latency{Topic: topic, Partitions: parts}
+	if err := lat.run(ctx, o, w, src, brokers, topic, pl, sink, timeout); err != nil {
 		return err
 	}
-	if err := pass.Pipeline.finish(pl, sink); err != nil {
-		return err
-	}
+	r.Latency = append(r.Latency, lat)
 	stopped = true
-	r.Throughput = append(r.Throughput, pass)
-	runtime.GC()
-
-	// One partition: every event reaches the engine in event-time order.
-	pass = Pass{Topic: topic1, Partitions: 1}
-	if cfg, err = pipelineConfig(brokers, topic1, filepath.Join(dir, "1"), o.MaxEntities); err != nil {
-		return err
-	}
-	say("(a) kafka-go Reader on one partition, fetch only")
-	if t, err = consumeKafkaGoReader(ctx, &cfg.Kafka, topic1, 1, n, timeout); err != nil {
-		return err
-	}
-	pass.Consumers = append(pass.Consumers, t)
-	runtime.GC()
-	say("(c) the pipeline on one partition")
-	sink = &alertSink{}
-	if pl, err = r.pipelinePass(&pass, cfg, sink, prod1.Bytes, n, o.ProfileDir, "-1p", timeout, logw); err != nil {
-		return err
-	}
 	if err := pass.Pipeline.finish(pl, sink); err != nil {
 		return err
 	}
@@ -303,9 +287,9 @@ func produceBulk(ctx context.Context, src *Source, prod *producer, phase Phase) 
 	return prod.flush(ctx)
 }
 
-// live produces the live part at o.Rate, in ticks of 5 ms, notes each
+// run produces the live part at o.Rate, in ticks of 5 ms, notes each
 // tick's produce time, and measures the alerts' latency.
-func (r *Report) live(ctx context.Context, o Options, w *Workload, src *Source, brokers []string, pl *pipeline, sink *alertSink, timeout time.Duration) error {
+func (lat *Latency) run(ctx context.Context, o Options, w *Workload, src *Source, brokers []string, topic string, pl *pipeline, sink *alertSink, timeout time.Duration) error {
 	prod := newProducer(brokers, topic, time.Millisecond)
 	defer prod.close()
 	before := pl.processed.Load()
@@ -316,9 +300,7 @@ func (r *Report) live(ctx context.Context, o Options, w *Workload, src *Source, 
 	defer tk.Stop()
 	start := time.Now()
 	var produced int64
-	lat := &r.Latency
 	lat.OfferedRate = o.Rate
-loop:
 	for {
 		el := time.Since(start)
 		if el >= o.Live {
@@ -358,7 +340,6 @@ loop:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		continue loop
 	}
 	lat.Seconds = time.Since(start).Seconds()
 	lat.Events = produced

@@ -2,7 +2,10 @@ package bench
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/exfilguard/exfilguard/pkg/config"
@@ -30,7 +33,12 @@ type Engine struct {
 
 // measureEngine decodes the first n events of src and runs them through
 // an engine twice.
-func measureEngine(src *Source, n int) (Engine, error) {
+//
+// With a profile directory, a third pass like the steady one is profiled: CPU into
+// engine-cpu.pprof, and allocations sampled finely into
+// engine-allocs.pprof, to be read against engine-allocs-base.pprof
+// (go tool pprof -base), which is the same profile before the pass.
+func measureEngine(src *Source, n int, profileDir string) (Engine, error) {
 	dec := event.NewNative(event.Limits{})
 	evs := make([]event.Event, 0, n)
 	var arena []uint64
@@ -88,5 +96,59 @@ func measureEngine(src *Source, n int) (Engine, error) {
 	r.AllocsPerEvent = float64(after.Mallocs-before.Mallocs) / float64(len(evs))
 	r.Entities = eng.Entities()
 	r.Detections = det
+	if profileDir != "" {
+		// A third pass, profiled (fine allocation sampling slows it).
+		for i := range evs {
+			evs[i].Time += shift
+		}
+		stop, err := profileEngine(profileDir)
+		if err != nil {
+			return r, err
+		}
+		for i := range evs {
+			eng.Process(&evs[i])
+		}
+		if err := stop(); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
+}
+
+// profileEngine starts the steady pass's profiles; the returned function
+// stops them.
+func profileEngine(dir string) (func() error, error) {
+	if dir == "" {
+		return func() error { return nil }, nil
+	}
+	rate := runtime.MemProfileRate
+	runtime.MemProfileRate = 1
+	if err := writeProfile(filepath.Join(dir, "engine-allocs-base.pprof"), "allocs"); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, "engine-cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		f.Close()
+		err := writeProfile(filepath.Join(dir, "engine-allocs.pprof"), "allocs")
+		runtime.MemProfileRate = rate
+		return err
+	}, nil
+}
+
+func writeProfile(path, name string) error {
+	runtime.GC() // the allocs profile is as of the last GC
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup(name).WriteTo(f, 0)
 }

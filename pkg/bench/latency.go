@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sort"
@@ -29,6 +30,8 @@ import (
 // passing a quiet period, not by an event) and alerts whose event_time
 // falls outside the live part are not measured; they are counted.
 type Latency struct {
+	Topic        string  `json:"topic"`
+	Partitions   int     `json:"partitions"`
 	OfferedRate  float64 `json:"offered_events_per_s"`
 	AchievedRate float64 `json:"achieved_events_per_s"`
 	Events       int64   `json:"events"`
@@ -53,6 +56,17 @@ type Latency struct {
 	MaxMs   float64  `json:"max_ms"`
 	// ByRule is the number of measured alerts per rule.
 	ByRule map[string]int `json:"by_rule"`
+	// Slowest are the five slowest alerts measured.
+	Slowest []Slow `json:"slowest"`
+}
+
+// Slow is one alert's latency, for the slowest.
+type Slow struct {
+	Rule      string  `json:"rule"`
+	Status    string  `json:"status"`
+	Entity    string  `json:"entity"`
+	EventTime string  `json:"event_time"`
+	Ms        float64 `json:"ms"`
 }
 
 // tick is one hand-over of the paced producer.
@@ -133,6 +147,7 @@ func (s *alertSink) count() int {
 func (l *Latency) measure(x *produceIndex, as []arrival, w *Workload) {
 	l.ByRule = map[string]int{}
 	var lat []time.Duration
+	var slow []Slow
 	caught := map[string]bool{}
 	for _, a := range as {
 		if a.status == alerts.StatusResolved {
@@ -150,6 +165,7 @@ func (l *Latency) measure(x *produceIndex, as []arrival, w *Workload) {
 			continue
 		}
 		lat = append(lat, a.at.Sub(at))
+		slow = append(slow, Slow{Rule: a.rule, Status: a.status, Entity: a.kind + "/" + a.key, EventTime: a.eventTime, Ms: ms(a.at.Sub(at))})
 		l.ByRule[a.rule]++
 		for _, lb := range w.Labels {
 			if lb.EntityKind == a.kind && lb.Entity == a.key {
@@ -168,6 +184,8 @@ func (l *Latency) measure(x *produceIndex, as []arrival, w *Workload) {
 		return
 	}
 	slices.Sort(lat)
+	slices.SortStableFunc(slow, func(a, b Slow) int { return cmp.Compare(b.Ms, a.Ms) })
+	l.Slowest = slow[:min(len(slow), 5)]
 	l.P50Ms = ms(percentile(lat, 0.50))
 	l.P99Ms = ms(percentile(lat, 0.99))
 	l.MaxMs = ms(lat[len(lat)-1])
