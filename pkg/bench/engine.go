@@ -20,19 +20,23 @@ import (
 type Engine struct {
 	Events   int `json:"events"`
 	Entities int `json:"entities"`
-	// Warm is the first pass, which creates every entity;
-	// Steady the same events again with their times moved past the
-	// first pass (entities exist, buckets roll), as BenchmarkProcess.
+	// Warm is the first pass, which creates every entity; Steady the
+	// third, the same events again with their times moved past the pass
+	// before (entities exist and their sketches have grown, buckets
+	// roll), as BenchmarkProcess.
 	WarmEventsPerSec   float64 `json:"warm_events_per_s"`
 	SteadyEventsPerSec float64 `json:"steady_events_per_s"`
 	// AllocsPerEvent is heap allocations per event in the steady pass
-	// (runtime.MemStats.Mallocs), whole process.
-	AllocsPerEvent float64 `json:"allocs_per_event"`
-	Detections     int     `json:"detections"`
+	// (runtime.MemStats.Mallocs, whole process); AllocsPerEventSecond
+	// the same in the second pass, where long horizons' sketches still
+	// grow.
+	AllocsPerEvent       float64 `json:"allocs_per_event"`
+	AllocsPerEventSecond float64 `json:"allocs_per_event_second_pass"`
+	Detections           int     `json:"detections"`
 }
 
 // measureEngine decodes the first n events of src and runs them through
-// an engine twice.
+// an engine three times.
 //
 // With a profile directory, a third pass like the steady one is profiled: CPU into
 // engine-cpu.pprof, and allocations sampled finely into
@@ -80,9 +84,22 @@ func measureEngine(src *Source, n int, profileDir string) (Engine, error) {
 	}
 	r.WarmEventsPerSec = float64(len(evs)) / time.Since(t0).Seconds()
 	shift := evs[len(evs)-1].Time - evs[0].Time + int64(time.Second)
-	for i := range evs {
-		evs[i].Time += shift
+	again := func() {
+		for i := range evs {
+			evs[i].Time += shift
+		}
 	}
+	// A second pass grows what still grows (long horizons' sketches
+	// fill up; their allocations are the first pass's tail).
+	again()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for i := range evs {
+		eng.Process(&evs[i])
+	}
+	runtime.ReadMemStats(&m1)
+	r.AllocsPerEventSecond = float64(m1.Mallocs-m0.Mallocs) / float64(len(evs))
+	again()
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -97,10 +114,8 @@ func measureEngine(src *Source, n int, profileDir string) (Engine, error) {
 	r.Entities = eng.Entities()
 	r.Detections = det
 	if profileDir != "" {
-		// A third pass, profiled (fine allocation sampling slows it).
-		for i := range evs {
-			evs[i].Time += shift
-		}
+		// A fourth pass, profiled (fine allocation sampling slows it).
+		again()
 		stop, err := profileEngine(profileDir)
 		if err != nil {
 			return r, err
