@@ -101,9 +101,14 @@ func TestBench(t *testing.T) {
 			t.Errorf("latency: %d alerts by rule, %d measured", sum, l.Alerts)
 		}
 	}
-	e := r.Engine
-	if e.Events <= 0 || e.Entities <= 0 || !positive(e.WarmEventsPerSec, e.SteadyEventsPerSec) || e.AllocsPerEvent < 0 || e.AllocsPerEvent > 10 {
-		t.Errorf("engine: %+v", e)
+	if len(r.Engine) != 3 || !r.Engine[0].Default || r.Engine[1].Default || r.Engine[2].Default {
+		t.Errorf("want the engine with the default horizons and two other sets, got %+v", r.Engine)
+	}
+	for _, e := range r.Engine {
+		if e.Horizons == "" || e.Events <= 0 || e.Entities <= 0 || !positive(e.WarmEventsPerSec, e.SteadyEventsPerSec, e.HeapPerEntity) ||
+			e.AllocsPerEvent < 0 || e.AllocsPerEvent > 10 || e.HeapPerEntity > 64<<10 {
+			t.Errorf("engine: %+v", e)
+		}
 	}
 	if len(r.Memory) != len(r.Params.Entities) || len(r.Memory) != 2 {
 		t.Fatalf("memory: %d rows for entities %v", len(r.Memory), r.Params.Entities)

@@ -20,7 +20,7 @@ type Report struct {
 	// partition.
 	Throughput []Pass    `json:"throughput"`
 	Latency    []Latency `json:"latency"`
-	Engine     Engine    `json:"engine"`
+	Engine     []Engine  `json:"engine"`
 	Memory     []Memory  `json:"memory"`
 	Targets    []Target  `json:"targets"`
 	Profiles   []string  `json:"profiles,omitempty"`
@@ -101,9 +101,10 @@ func (r *Report) judge() {
 				thousands(ps.reader().EventsPerSec), 100*ps.SteadyRatio, 100*late),
 			ps.Ratio >= 0.8 && late <= 0.01)
 	}
-	add("engine", ">= 1,000,000 events/s per core, 0 allocs/event",
-		fmt.Sprintf("%s events/s, %.4f allocs/event", thousands(r.Engine.SteadyEventsPerSec), r.Engine.AllocsPerEvent),
-		r.Engine.SteadyEventsPerSec >= 1e6 && r.Engine.AllocsPerEvent < 0.001)
+	e := r.defaultEngine()
+	add("engine", ">= 1,000,000 events/s per core, 0 allocs/event (< 0.001)",
+		fmt.Sprintf("%s events/s, %.4f allocs/event (default horizons)", thousands(e.SteadyEventsPerSec), e.AllocsPerEvent),
+		e.SteadyEventsPerSec >= 1e6 && e.AllocsPerEvent < 0.001)
 	for _, l := range r.Latency {
 		add(fmt.Sprintf("produce -> alert, %d partition(s)", l.Partitions), fmt.Sprintf("p99 <= 250 ms at %s events/s", thousands(l.OfferedRate)),
 			fmt.Sprintf("p99 %.0f ms (p50 %.0f, max %.0f; %d alerts; %.0f%% of events late)", l.P99Ms, l.P50Ms, l.MaxMs, l.Alerts, 100*float64(l.Late)/float64(max(l.Events, 1))),
@@ -129,6 +130,16 @@ func consumerLabel(name string) string {
 		return "(a') kafka-go Conn.ReadBatch, fetch only"
 	}
 	return name
+}
+
+// defaultEngine is the engine measured with the default horizons.
+func (r *Report) defaultEngine() Engine {
+	for _, e := range r.Engine {
+		if e.Default {
+			return e
+		}
+	}
+	return Engine{}
 }
 
 // reader is the pass's bare kafka-go Reader.
@@ -189,12 +200,22 @@ func (r *Report) Text(w io.Writer) {
 		p("\n")
 	}
 
-	e := r.Engine
-	p("Engine alone (one goroutine, %s events, %s entities): %s events/s creating entities, %s events/s steady (third pass), %.4f allocs/event (second pass %.4f)\n\n",
-		thousands(float64(e.Events)), thousands(float64(e.Entities)), thousands(e.WarmEventsPerSec), thousands(e.SteadyEventsPerSec), e.AllocsPerEvent, e.AllocsPerEventSecond)
+	p("Engine alone: one goroutine, the first events decoded in memory, three passes (the third timed as steady)\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "horizons\tevents\tentities\tevents/s 1st pass\tevents/s steady\tns/event\tallocs/event\t2nd pass\theap B/entity\t")
+	for _, e := range r.Engine {
+		name := e.Horizons
+		if e.Default {
+			name += " (default)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f\t%.4f\t%.4f\t%.0f\t\n", name, thousands(float64(e.Events)), thousands(float64(e.Entities)),
+			thousands(e.WarmEventsPerSec), thousands(e.SteadyEventsPerSec), 1e9/e.SteadyEventsPerSec, e.AllocsPerEvent, e.AllocsPerEventSecond, e.HeapPerEntity)
+	}
+	tw.Flush()
+	p("\n")
 
 	p("Memory per active entity (engine.max_entities raised from the default 100,000 so that all stay resident)\n")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "entities\tmax_entities\theap B/entity\tRSS B/entity\theap MB\tRSS MB\tcheckpoint s (all dirty)\tcheckpoint MB\t")
 	for _, m := range r.Memory {
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%.0f\t\n", thousands(float64(m.Entities)), thousands(float64(m.MaxEntities)),
