@@ -64,13 +64,18 @@ func measureEngine(src *Source, n int, profileDir string) ([]Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Each pass moves the events past the one before.
+	// Each pass moves the events past the one before; each engine
+	// starts at their own times, so that every set sees the same
+	// bucket boundaries.
 	shift := evs[len(evs)-1].Time - evs[0].Time + int64(time.Second)
-	again := func() {
+	moved := int64(0)
+	move := func(d int64) {
 		for i := range evs {
-			evs[i].Time += shift
+			evs[i].Time += d
 		}
+		moved += d
 	}
+	again := func() { move(shift) }
 	var out []Engine
 	for si, hs := range horizonSets {
 		cfg := config.Default()
@@ -89,7 +94,7 @@ func measureEngine(src *Source, n int, profileDir string) ([]Engine, error) {
 			return nil, err
 		}
 		r := Engine{Horizons: strings.Join(names, ","), Default: si == 0, Events: len(evs)}
-		again()
+		move(-moved)
 		t0 := time.Now()
 		for i := range evs {
 			eng.Process(&evs[i])
