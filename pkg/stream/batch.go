@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -17,15 +16,16 @@ const batchSize = 1024
 
 // batch is decoded events of one partition and the position after them.
 //
-// Ownership: a batch is taken from the pool by one partition reader,
-// filled, and sent to the dispatcher, which hands it to every engine shard
-// at once. The reader touches it only between taking it and sending it;
-// the shards only read it, and the last one done (pending reaches zero)
-// puts it back. Events are reused in place (Reset by the decoder), so
-// nothing is allocated per event.
+// Ownership: a batch is taken from the pool by one partition reader, with
+// one of its partition's credits, filled, and sent to the dispatcher,
+// which merges the partitions' batches by event time into merged batches
+// for the engine shards (merge.go). The reader touches it only between
+// taking it and sending it; the shards only read its events, and the
+// merged batch holding its last event puts it back when every shard is
+// done. Events are reused in place (Reset by the decoder), so nothing is
+// allocated per event.
 type batch struct {
-	pending atomic.Int32 // shards yet to process the batch
-	part    state.Partition
+	part state.Partition
 	// next is the offset after the last message the batch accounts for,
 	// including messages that were dead-lettered rather than decoded.
 	next int64
@@ -33,23 +33,44 @@ type batch struct {
 	// fetched is when the reader took the batch for its first message:
 	// processing latency runs from it to the engine's verdict.
 	fetched time.Time
-	// fetch is the span context of the fetch that filled the batch;
-	// span is its "process batch" span, started by the dispatcher and
-	// ended by the last shard done.
-	fetch  trace.SpanContext
-	span   trace.Span
-	events [batchSize]event.Event
+	// fetch is the span context of the fetch that filled the batch.
+	fetch trace.SpanContext
+	// caughtUp: when the batch was handed on, its reader had read up to
+	// the partition's high watermark.
+	caughtUp bool
+	// credits is the reader's credit channel, to return one to when the
+	// batch is released.
+	credits chan struct{}
+	events  [batchSize]event.Event
+	// offs is each event's message offset, for the position of a batch
+	// merged in part.
+	offs [batchSize]int64
 }
 
-// pool is a fixed set of batches cycling between readers and the shards. Its
-// size bounds the memory between Kafka and the engine, and makes a slow
+// pool is the set of batches cycling between readers and the shards.
+// batchesPerPartition of them per assigned partition bound the memory
+// between Kafka and the engine (about 240 KB a batch), and make a slow
 // engine slow the fetches down (backpressure) instead of growing a queue.
-type pool chan *batch
+type pool struct {
+	c chan *batch
+	// made is how many batches exist; only generation starts grow it.
+	made int
+}
 
-func newPool(n int) pool {
-	p := make(pool, n)
-	for range n {
-		p <- &batch{}
-	}
+// maxBatches bounds the pool's channel: batchesPerPartition for every
+// partition one member could be assigned.
+const maxBatches = 1 << 14
+
+func newPool(n int) *pool {
+	p := &pool{c: make(chan *batch, maxBatches)}
+	p.grow(n)
 	return p
+}
+
+// grow makes batches until there are n, for a generation with more
+// partitions than any before; it never shrinks.
+func (p *pool) grow(n int) {
+	for ; p.made < min(n, maxBatches); p.made++ {
+		p.c <- &batch{}
+	}
 }

@@ -68,6 +68,7 @@ func benchRun(b *testing.B, addrs []string, n, shards int, group *int) {
 		b.ReportMetric(float64(n)/el.Seconds(), "events/s")
 		b.ReportMetric(float64(st.Checkpoints), "checkpoints")
 		b.ReportMetric(float64(st.Events), "events")
+		b.ReportMetric(float64(st.Late), "late")
 	}
 }
 

@@ -44,13 +44,19 @@ type reader struct {
 	// as too_large without being decoded.
 	limit int
 	buf   []byte
-	pool  pool
-	out   chan<- item
-	dl    *deadLetters
-	m     *metrics
-	log   *slog.Logger
-	warn  *limiter
-	now   func() time.Time
+	pool  *pool
+	// credits holds one token per batch of this partition taken and not
+	// yet released (at most batchesPerPartition; see merge.go).
+	credits chan struct{}
+	// idleSent: the dispatcher was told this partition is caught up and
+	// has nothing queued, and nothing was handed on since.
+	idleSent bool
+	out      chan<- item
+	dl       *deadLetters
+	m        *metrics
+	log      *slog.Logger
+	warn     *limiter
+	now      func() time.Time
 	// msgs counts this topic's messages; lag is this partition's high
 	// watermark and position, for the consumer-lag gauge.
 	msgs *atomic.Uint64
@@ -79,8 +85,9 @@ func (r *reader) run(ctx context.Context, offset int64) {
 	defer func() {
 		r.disconnect()
 		if r.cur != nil {
-			r.pool <- r.cur // never blocks: the pool has room for every batch
+			r.pool.c <- r.cur // never blocks: the pool has room for every batch
 			r.cur = nil
+			<-r.credits
 		}
 	}()
 	for ctx.Err() == nil {
@@ -221,7 +228,7 @@ func (r *reader) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.flush(ctx)
+	return r.handOn(ctx, true)
 }
 
 // maxLinks bounds the producer contexts linked from one fetch span.
@@ -341,12 +348,18 @@ func (r *reader) take(ctx context.Context) error {
 		return nil
 	}
 	select {
-	case r.cur = <-r.pool:
+	case r.credits <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	select {
+	case r.cur = <-r.pool.c:
+	case <-ctx.Done():
+		<-r.credits
+		return ctx.Err()
+	}
 	r.cur.part, r.cur.n, r.cur.fetched, r.cur.fetch = r.p, 0, r.now(), r.span.SpanContext()
-	r.cur.next = r.next
+	r.cur.next, r.cur.caughtUp, r.cur.credits = r.next, false, r.credits
 	return nil
 }
 
@@ -355,6 +368,7 @@ func (r *reader) take(ctx context.Context) error {
 func (r *reader) decode(ctx context.Context, off int64, rec []byte) error {
 	derr := r.dec.Decode(rec, &r.cur.events[r.cur.n])
 	if derr == nil {
+		r.cur.offs[r.cur.n] = off
 		r.cur.n++
 		return nil
 	}
@@ -425,12 +439,35 @@ func (r *reader) oversized(ctx context.Context) error {
 
 // flush hands the current batch to the dispatcher.
 func (r *reader) flush(ctx context.Context) error {
+	return r.handOn(ctx, false)
+}
+
+// handOn hands the current batch to the dispatcher. At the end of a fetch
+// (end), the batch says whether the reader has read up to the high
+// watermark that fetch returned; a batch handed on because it is full, in
+// the middle of a fetch, never does.
+func (r *reader) handOn(ctx context.Context, end bool) error {
+	hw := r.lag.hw.Load()
+	caughtUp := end && hw >= 0 && r.next >= hw
 	if r.cur == nil {
-		return nil
+		// Nothing read: tell the merge once that nothing older is on
+		// its way, so that it does not wait for this partition.
+		if !caughtUp || r.idleSent {
+			return nil
+		}
+		select {
+		case r.out <- item{idle: true, part: r.p}:
+			r.idleSent = true
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	r.cur.caughtUp = caughtUp
 	select {
 	case r.out <- item{b: r.cur}:
 		r.cur = nil
+		r.idleSent = false
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -131,6 +131,9 @@ func (m *metrics) setAssigned(ps []state.Partition, joined bool) {
 type Stats struct {
 	Messages uint64 // read from Kafka
 	Events   uint64 // processed by the engine
+	// Late counts events older than the allowed lateness behind the
+	// engine's clock, kept out of the windows.
+	Late     uint64
 	Rejected map[string]uint64
 	// Ignored counts messages without an access in them (ordinary log
 	// lines, heartbeats), by reason.
@@ -150,7 +153,7 @@ type Stats struct {
 
 func (m *metrics) stats() Stats {
 	s := Stats{
-		Messages: m.messages.Load(), Events: m.events.Load(), DeadLettered: m.deadLettered.Load(), DeadLetterFailed: m.deadLetterFailed.Load(),
+		Messages: m.messages.Load(), Events: m.events.Load(), Late: uint64(m.late.Load()), DeadLettered: m.deadLettered.Load(), DeadLetterFailed: m.deadLetterFailed.Load(),
 		FetchErrors: m.fetchErrors.Load(), RetentionLost: m.retentionLost.Load(), CommitErrors: m.commitErrors.Load(),
 		Checkpoints: m.checkpoints.Load(), CheckpointErr: m.checkpointErr.Load(), Evicted: m.evicted.Load(),
 		Rejected: map[string]uint64{}, Ignored: map[string]uint64{},

@@ -38,9 +38,10 @@ type shard struct {
 // owns reports whether the shard's engine keeps entities of kind k.
 func (s *shard) owns(k models.Kind) bool { return slices.Contains(s.kinds, k) }
 
-// shardItem is a batch to process, or a checkpoint barrier to meet.
+// shardItem is a merged batch to process, or a checkpoint barrier to
+// meet.
 type shardItem struct {
-	b  *batch
+	b  *mbatch
 	cp *barrier
 	// reload is a new config for the shard's engine, answered on
 	// reloaded.
@@ -116,10 +117,10 @@ func (s *shard) run(p *Pipeline, wg *sync.WaitGroup) {
 	}
 }
 
-func (s *shard) process(p *Pipeline, b *batch) {
+func (s *shard) process(p *Pipeline, b *mbatch) {
 	s.span = b.span.SpanContext()
-	for i := range b.n {
-		s.engine.Process(&b.events[i])
+	for _, ev := range b.evs[:b.n] {
+		s.engine.Process(ev)
 	}
 	if err := s.engine.Err(); err != nil {
 		// The store failed to give an entity back: state is no longer
@@ -145,11 +146,17 @@ func (s *shard) process(p *Pipeline, b *batch) {
 	if b.pending.Add(-1) > 0 {
 		return
 	}
-	// The last shard done with the batch accounts for it and frees it.
+	// The last shard done with the batch accounts for it and frees it
+	// and the source batches whose last event it held.
 	n := b.n
 	p.latency.Observe(p.now().Sub(b.fetched).Seconds())
 	b.span.End()
-	p.pool <- b
+	for i, src := range b.release {
+		p.free(src)
+		b.release[i] = nil
+	}
+	b.release = b.release[:0]
+	p.merge.pool <- b
 	total := p.m.events.Add(uint64(n))
 	if p.processed != nil {
 		p.processed(total)
@@ -175,28 +182,53 @@ func (p *Pipeline) own() {
 	every := p.cfg.State.CheckpointInterval.D()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	// retry wakes the merge when a partition it waits for has been
+	// waited for long enough (merge.go).
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	merge := func(all bool) {
+		if until := p.mergeReady(all); !until.IsZero() {
+			retry.Reset(max(until.Sub(p.now()), time.Millisecond))
+		}
+		p.maybeCheckpoint(p.sinceCkpt >= p.cfg.State.CheckpointEvents)
+	}
 	p.lastCkpt = p.now()
 	for {
 		select {
 		case it, ok := <-p.in:
-			if !ok {
+			switch {
+			case !ok:
 				return
-			}
-			if it.ckpt != nil {
+			case it.ckpt != nil:
+				p.drain()
 				it.ckpt <- p.checkpoint()
-				continue
+			case it.assign != nil:
+				p.merge.assign(it.assign)
+			case it.idle:
+				p.idle(it.part)
+				merge(false)
+			default:
+				p.add(it.b)
+				merge(false)
 			}
-			p.dispatch(it.b)
 		case r := <-p.reloads:
 			p.applyReload(r)
+		case <-retry.C:
+			merge(false)
 		case <-tick.C:
 			p.maybeCheckpoint(p.now().Sub(p.lastCkpt) >= every)
 		}
 	}
 }
 
-func (p *Pipeline) dispatch(b *batch) {
-	p.positions[b.part] = b.next
+// flushMerged hands the merged batch being filled to every shard.
+func (p *Pipeline) flushMerged() {
+	b := p.merge.cur
+	if b == nil {
+		return
+	}
+	p.merge.cur = nil
 	p.sinceCkpt += b.n
 	b.pending.Store(int32(len(p.shards)))
 	_, b.span = p.tracer.Start(trace.ContextWithSpanContext(context.Background(), b.fetch), "process batch",
@@ -204,7 +236,6 @@ func (p *Pipeline) dispatch(b *batch) {
 	for _, s := range p.shards {
 		s.in <- shardItem{b: b}
 	}
-	p.maybeCheckpoint(p.sinceCkpt >= p.cfg.State.CheckpointEvents)
 }
 
 // maybeCheckpoint checkpoints when due, or when a shard is over its
@@ -237,6 +268,8 @@ func (p *Pipeline) checkpoint() error {
 		// a later one would leave it out and commit positions past it.
 		return fmt.Errorf("no checkpoint after a failed one: %w", p.ckptFailed)
 	}
+	// The positions cover what was merged: hand it all on first.
+	p.flushMerged()
 	start := p.now()
 	p.lastCkpt = start
 	p.needCkpt.Store(false)

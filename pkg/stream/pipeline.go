@@ -107,8 +107,9 @@ type Pipeline struct {
 	fatal   error
 	stop    context.CancelFunc
 
-	pool pool
-	in   chan item
+	pool  *pool
+	merge *merger
+	in    chan item
 
 	// durable is the positions of the newest durable checkpoint, for the
 	// committers; durableC signals a new one.
@@ -120,7 +121,14 @@ type Pipeline struct {
 // item is what the dispatcher receives: a batch of events, or a request to
 // checkpoint now (answered on done).
 type item struct {
-	b    *batch
+	b *batch
+	// idle: part's reader has read up to the high watermark and has
+	// nothing to hand on.
+	idle bool
+	part state.Partition
+	// assign starts a generation's partitions in the merge.
+	assign []state.Partition
+	// ckpt drains the merge (the readers have stopped) and checkpoints.
 	ckpt chan error
 }
 
@@ -146,7 +154,8 @@ func New(opts Options) (*Pipeline, error) {
 		cfg: opts.Config, store: opts.Store, log: log, now: now, dialer: d, m: newMetrics(topicNames(opts.Config), max(opts.Config.Engine.Shards, 1)),
 		builder:    alerts.NewBuilder(opts.Config, opts.Pseudonymizer, now),
 		positions:  map[state.Partition]int64{},
-		pool:       newPool(16),
+		pool:       newPool(0),
+		merge:      newMerger(8),
 		in:         make(chan item, 8),
 		durableC:   make(chan struct{}, 1),
 		processed:  opts.Processed,
@@ -431,6 +440,8 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 	}
 	p.m.setAssigned(assigned, true)
 	p.log.Info("partitions assigned", "generation", gen.ID, "partitions", len(assigned))
+	p.in <- item{assign: assigned}
+	p.pool.grow(len(assigned) * batchesPerPartition)
 
 	p.durableMu.Lock()
 	durable := maps.Clone(p.durable)
@@ -454,7 +465,7 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 				p: part, k: &p.cfg.Kafka, dialer: p.dialer, dec: newDecoder(format, p.topic(topic), &p.cfg.Input, len(assigned)),
 				limit: p.cfg.Input.MaxMessageBytes, pool: p.pool, out: p.in, dl: dl, m: p.m, log: p.log,
 				warn: newLimiter(10*time.Second, p.now), now: p.now, msgs: p.m.topic(topic), lag: p.m.partLag(part),
-				tracer: p.tracer, headers: p.headers,
+				tracer: p.tracer, headers: p.headers, credits: make(chan struct{}, batchesPerPartition),
 			}
 			r.split, _ = r.dec.(event.Splitter)
 			readers.Add(1)
