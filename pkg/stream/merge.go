@@ -37,8 +37,16 @@ import (
 // event has been processed by every shard.
 
 // batchesPerPartition bounds the batches one partition may have filled
-// and not yet processed.
-const batchesPerPartition = 3
+// and not yet processed; with few partitions each gets a share of
+// minBatches, so that a reader can run far enough ahead of the engine to
+// smooth its fetches (perPartition).
+const (
+	batchesPerPartition = 3
+	minBatches          = 16
+)
+
+// perPartition is the credits of each of n partitions.
+func perPartition(n int) int { return max(batchesPerPartition, minBatches/max(n, 1)) }
 
 // mergeWait is how long the merge waits for a partition that is behind
 // but has nothing queued before it goes on without it.

@@ -441,7 +441,8 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 	p.m.setAssigned(assigned, true)
 	p.log.Info("partitions assigned", "generation", gen.ID, "partitions", len(assigned))
 	p.in <- item{assign: assigned}
-	p.pool.grow(len(assigned) * batchesPerPartition)
+	credits := perPartition(len(assigned))
+	p.pool.grow(len(assigned) * credits)
 
 	p.durableMu.Lock()
 	durable := maps.Clone(p.durable)
@@ -465,7 +466,7 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 				p: part, k: &p.cfg.Kafka, dialer: p.dialer, dec: newDecoder(format, p.topic(topic), &p.cfg.Input, len(assigned)),
 				limit: p.cfg.Input.MaxMessageBytes, pool: p.pool, out: p.in, dl: dl, m: p.m, log: p.log,
 				warn: newLimiter(10*time.Second, p.now), now: p.now, msgs: p.m.topic(topic), lag: p.m.partLag(part),
-				tracer: p.tracer, headers: p.headers, credits: make(chan struct{}, batchesPerPartition),
+				tracer: p.tracer, headers: p.headers, credits: make(chan struct{}, credits),
 			}
 			r.split, _ = r.dec.(event.Splitter)
 			readers.Add(1)
