@@ -34,6 +34,14 @@ func (c *Checkpoint) count(entities, deleted int, bytes int64) {
 // store, including those of a checkpoint a crash interrupted, so that its
 // writes supersede them.
 func (s *Store) Begin() *Checkpoint {
+	if f := s.filter.Load(); f != nil && f.full() {
+		// Grown past its size: rebuild from the store before this
+		// checkpoint adds more. Lookups meanwhile use the old one.
+		if err := s.buildFilter(); err != nil {
+			s.log.Warn("rebuild entity filter; lookups go to the store", "err", err)
+			s.filter.Store(nil)
+		}
+	}
 	ts := max(s.db.MaxVersion(), s.readTs.Load()) + 1
 	return &Checkpoint{s: s, wb: s.db.NewWriteBatchAt(ts), ts: ts}
 }
@@ -46,6 +54,11 @@ func (c *Checkpoint) PutEntity(h uint64, last int64, data []byte) error {
 	binary.BigEndian.PutUint64(v, uint64(last))
 	copy(v[8:], data)
 	c.count(1, 0, int64(len(v)+9))
+	// Before the write: a reader that misses the filter must not miss an
+	// entity that is in the store (false positives are harmless).
+	if f := c.s.filter.Load(); f != nil {
+		f.add(h)
+	}
 	if err := c.wb.Set(entityKey(make([]byte, 0, 9), h), v); err != nil {
 		return fmt.Errorf("write entity: %w", err)
 	}

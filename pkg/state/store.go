@@ -62,6 +62,9 @@ type Store struct {
 	// stored is the number of stored entities as of the last count: at
 	// open (CountEntities) and at every sweep; -1 before the first.
 	stored atomic.Int64
+	// filter answers "certainly not stored" without a Badger read
+	// (filter.go).
+	filter atomic.Pointer[filter]
 }
 
 // Open opens or creates the store in opts.Dir.
@@ -112,6 +115,10 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{db: db, log: log}
 	s.stored.Store(-1)
 	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.buildFilter(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -223,6 +230,9 @@ func entityKey(dst []byte, h uint64) []byte {
 // LoadEntity appends the stored encoding of entity h to dst.
 func (s *Store) LoadEntity(h uint64, dst []byte) ([]byte, bool, error) {
 	if s.readTs.Load() == 0 {
+		return dst, false, nil
+	}
+	if f := s.filter.Load(); f != nil && !f.mayContain(h) {
 		return dst, false, nil
 	}
 	var kb [9]byte
