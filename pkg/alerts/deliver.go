@@ -254,11 +254,19 @@ func (d *Deliverer) signal() {
 func (d *Deliverer) Idle() bool { return d.idle() }
 
 // idle reports that nothing is queued, unpersisted or undelivered.
+//
+// The outbox is read first: a worker submits a sink's resolution before it
+// acks the delivery that proved the recovery, so an outbox found empty
+// means that submission is already counted. Read the other way round, a
+// Close could see an empty queue, then an empty outbox, and stop before
+// the resolution was delivered.
 func (d *Deliverer) idle() bool {
+	if d.ob.Len() != 0 {
+		return false
+	}
 	d.mu.Lock()
-	quiet := len(d.queue) == 0 && (d.persisted == d.submitted || d.writeErr != nil)
-	d.mu.Unlock()
-	return quiet && d.ob.Len() == 0
+	defer d.mu.Unlock()
+	return len(d.queue) == 0 && (d.persisted == d.submitted || d.writeErr != nil)
 }
 
 // persist routes and stores a batch, then wakes the sinks it concerns.
