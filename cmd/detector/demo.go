@@ -99,6 +99,11 @@ func (d *demo) run(ctx context.Context, seed int64, days int, scale float64, liv
 	}
 	liveFrom = liveFrom.Add(-time.Hour)
 
+	// One partition: the live phase runs event time thousands of times
+	// faster than the wall clock, so a few milliseconds between two
+	// partitions' fetches would be minutes of event time, beyond the
+	// allowed lateness (docs/benchmarks.md, "Latency"). At real speed the
+	// pipeline merges partitions by event time.
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, demoTopic),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "8388608"}))
 	if err != nil {
