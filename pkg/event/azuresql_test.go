@@ -17,7 +17,7 @@ import (
 )
 
 func TestAzureSQLGolden(t *testing.T) {
-	dasGolden(t, "azure_sql", filepath.Join("testdata", "azure_sql"))
+	goldenDir(t, "azure_sql", registeredDecoder("azure_sql"))
 }
 
 // azureSQLBatchRecord is a realistic Event Hubs record of a batch, about 1.1 KB.

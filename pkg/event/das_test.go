@@ -7,14 +7,13 @@ package event
 // doc_source/DBActivityStreams.Monitoring.md; testdata/aws_das/SOURCES.md
 // says which example each file follows.
 //
-// This file also holds the golden, fuzz and allocation harness the ocsf and
-// azure_sql tests share.
+// This file also holds the fuzz and allocation harness the ocsf and
+// azure_sql tests share; the golden harness is in golden_test.go.
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -26,172 +25,6 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 )
-
-func init() {
-	// Other formats' tests may define -update as well; one flag serves all.
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files of the decoder tests")
-	}
-}
-
-func dasUpdate() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
-
-// dasGoldenEvent is the readable rendering of a decoded record in the
-// golden files.
-type dasGoldenEvent struct {
-	Error         string `json:"error,omitempty"`
-	Field         string `json:"field,omitempty"`
-	Time          string `json:"time,omitempty"`
-	Principal     string `json:"principal,omitempty"`
-	PrincipalType string `json:"principal_type,omitempty"`
-	SourceIP      string `json:"source_ip,omitempty"`
-	Client        string `json:"client,omitempty"`
-	Session       string `json:"session,omitempty"`
-	Database      string `json:"database,omitempty"`
-	Object        string `json:"object,omitempty"`
-	Action        string `json:"action,omitempty"`
-	Status        string `json:"status,omitempty"`
-	Rows          *int64 `json:"rows,omitempty"`
-	Bytes         int64  `json:"bytes,omitempty"`
-}
-
-// dasGoldenMessage is the outcome of one message: its records' events, or
-// the error that rejected it whole.
-type dasGoldenMessage struct {
-	Line       int              `json:"line,omitempty"`
-	SplitError string           `json:"split_error,omitempty"`
-	Records    []dasGoldenEvent `json:"records"`
-}
-
-func dasRender(ev *Event, err error) dasGoldenEvent {
-	if err != nil {
-		var de *DecodeError
-		if !errors.As(err, &de) {
-			return dasGoldenEvent{Error: "not a DecodeError: " + err.Error()}
-		}
-		return dasGoldenEvent{Error: de.Reason.String(), Field: de.Field}
-	}
-	g := dasGoldenEvent{
-		Time:          time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano),
-		Principal:     ev.Principal,
-		PrincipalType: ev.PrincipalType.String(),
-		Client:        ev.Client,
-		Database:      ev.Database,
-		Object:        ev.Object,
-		Action:        ev.Action.String(),
-		Status:        ev.Status.String(),
-		Bytes:         ev.Bytes,
-	}
-	if ev.SourceIP.IsValid() {
-		g.SourceIP = ev.SourceIP.String()
-	}
-	if ev.Session != 0 {
-		g.Session = fmt.Sprintf("%016x", ev.Session)
-	}
-	if ev.HasRows {
-		rows := ev.Rows
-		g.Rows = &rows
-	}
-	return g
-}
-
-// dasDecodeMessage splits a message the way the pipeline does and decodes
-// each record.
-func dasDecodeMessage(d Decoder, msg []byte) dasGoldenMessage {
-	var out dasGoldenMessage
-	recs := [][]byte{msg}
-	if sp, ok := d.(Splitter); ok {
-		var err error
-		if recs, err = sp.Split(nil, msg); err != nil {
-			out.SplitError = dasRender(nil, err).Error
-			return out
-		}
-	}
-	out.Records = []dasGoldenEvent{}
-	for _, rec := range recs {
-		var ev Event
-		err := d.Decode(rec, &ev)
-		out.Records = append(out.Records, dasRender(&ev, err))
-	}
-	return out
-}
-
-// dasGolden decodes every sample of a format's testdata directory and
-// compares the outcome with its .golden file: a *.input file is one
-// message, a *.jsonl file one message a line.
-func dasGolden(t *testing.T, format, dir string) {
-	t.Helper()
-	inputs, _ := filepath.Glob(filepath.Join(dir, "*.input"))
-	lines, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
-	if len(inputs)+len(lines) == 0 {
-		t.Fatalf("no samples in %s", dir)
-	}
-	for _, path := range append(inputs, lines...) {
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			d, err := NewDecoder(format, Limits{}, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []dasGoldenMessage
-			if strings.HasSuffix(path, ".jsonl") {
-				for i, line := range bytes.Split(data, []byte("\n")) {
-					if len(bytes.TrimSpace(line)) == 0 {
-						continue
-					}
-					m := dasDecodeMessage(d, line)
-					m.Line = i + 1
-					got = append(got, m)
-				}
-			} else {
-				got = append(got, dasDecodeMessage(d, data))
-			}
-			out, err := json.MarshalIndent(got, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, '\n')
-			golden := strings.TrimSuffix(strings.TrimSuffix(path, ".input"), ".jsonl") + ".golden"
-			if dasUpdate() {
-				if err := os.WriteFile(golden, out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(out, want) {
-				t.Errorf("%s differs from %s (run with -update to accept):\n%s", path, golden, dasDiff(string(want), string(out)))
-			}
-		})
-	}
-}
-
-// dasDiff shows the first differing lines.
-func dasDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var a, b string
-		if i < len(w) {
-			a = w[i]
-		}
-		if i < len(g) {
-			b = g[i]
-		}
-		if a != b {
-			return fmt.Sprintf("line %d:\nwant %s\ngot  %s", i+1, a, b)
-		}
-	}
-	return "(same lines)"
-}
 
 // dasSeeds returns every sample message of a testdata directory, for
 // seeding fuzz tests and benchmarks.
@@ -350,7 +183,7 @@ func dasBench(b *testing.B, d Decoder, msg []byte) {
 }
 
 func TestDASGolden(t *testing.T) {
-	dasGolden(t, "aws_das", filepath.Join("testdata", "aws_das"))
+	goldenDir(t, "aws_das", registeredDecoder("aws_das"))
 }
 
 // dasSelect is a realistic Aurora PostgreSQL SELECT event, about 900 bytes.

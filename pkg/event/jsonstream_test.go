@@ -205,7 +205,7 @@ func TestJSONValuesMySQLFile(t *testing.T) {
 			t.Fatalf("%s: %d events read as a stream, %d split whole", name, len(got), len(want))
 		}
 		for i := range got {
-			if mysqlRender(&got[i]).Time != mysqlRender(&want[i]).Time || got[i].Principal != want[i].Principal || got[i].Action != want[i].Action {
+			if renderRecord(&got[i], nil).Time != renderRecord(&want[i], nil).Time || got[i].Principal != want[i].Principal || got[i].Action != want[i].Action {
 				t.Fatalf("%s: event %d differs: %+v, %+v", name, i, got[i], want[i])
 			}
 		}

@@ -17,7 +17,7 @@ func newMariaDBTest(l Limits) *MariaDBAudit {
 }
 
 func TestMariaDBAuditGolden(t *testing.T) {
-	mysqlGoldenRun(t, "mariadb_audit", func() Decoder { return newMariaDBTest(Limits{}) })
+	goldenDir(t, "mariadb_audit", func(*testing.T) Decoder { return newMariaDBTest(Limits{}) })
 }
 
 func TestMariaDBAuditRegistered(t *testing.T) {

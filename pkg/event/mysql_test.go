@@ -2,93 +2,14 @@ package event
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 	"unsafe"
 )
-
-// The -update flag rewrites golden files. Other formats' tests may define
-// it too, so it is defined only if no var initializer did already (those
-// all run before any init).
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files of the decoders")
-	}
-}
-
-func mysqlUpdate() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
-
-// mysqlGoldenEvent is the readable rendering of an Event in the golden
-// files of the MySQL-family decoders.
-type mysqlGoldenEvent struct {
-	Time          string `json:"time"`
-	Principal     string `json:"principal"`
-	PrincipalType string `json:"principal_type,omitempty"`
-	SourceIP      string `json:"source_ip,omitempty"`
-	Client        string `json:"client,omitempty"`
-	Session       string `json:"session,omitempty"`
-	Database      string `json:"database,omitempty"`
-	Object        string `json:"object,omitempty"`
-	Action        string `json:"action"`
-	Status        string `json:"status"`
-	Rows          *int64 `json:"rows,omitempty"`
-	Bytes         int64  `json:"bytes,omitempty"`
-}
-
-type mysqlGoldenResult struct {
-	Line int `json:"line"`
-	// Record is the 1-based index of the record in a message Split into
-	// several.
-	Record int               `json:"record,omitempty"`
-	Error  string            `json:"error,omitempty"`
-	Event  *mysqlGoldenEvent `json:"event,omitempty"`
-}
-
-func mysqlRender(ev *Event) *mysqlGoldenEvent {
-	g := &mysqlGoldenEvent{
-		Time:          time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano),
-		Principal:     ev.Principal,
-		PrincipalType: ev.PrincipalType.String(),
-		Client:        ev.Client,
-		Database:      ev.Database,
-		Object:        ev.Object,
-		Action:        ev.Action.String(),
-		Status:        ev.Status.String(),
-		Bytes:         ev.Bytes,
-	}
-	if ev.SourceIP.IsValid() {
-		g.SourceIP = ev.SourceIP.String()
-	}
-	if ev.Session != 0 {
-		g.Session = fmt.Sprintf("%016x", ev.Session)
-	}
-	if ev.HasRows {
-		rows := ev.Rows
-		g.Rows = &rows
-	}
-	return g
-}
-
-func mysqlErrorLabel(err error) string {
-	var de *DecodeError
-	if !errors.As(err, &de) {
-		return "not a DecodeError: " + err.Error()
-	}
-	if de.Field != "" {
-		return de.Reason.String() + " (" + de.Field + ")"
-	}
-	return de.Reason.String()
-}
 
 // mysqlCheckEvent holds every decoded event to what the MySQL-family
 // formats can and cannot say.
@@ -105,83 +26,8 @@ func mysqlCheckEvent(t testing.TB, ev *Event, msg []byte) {
 	}
 }
 
-// mysqlGoldenRun decodes every *.log (a message a line) and *.input (one
-// message) under testdata/dir and compares the results with the .golden
-// file next to it.
-func mysqlGoldenRun(t *testing.T, dir string, newDec func() Decoder) {
-	paths, err := filepath.Glob(filepath.Join("testdata", dir, "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, path := range paths {
-		ext := filepath.Ext(path)
-		if ext != ".log" && ext != ".input" {
-			continue
-		}
-		n++
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs := [][]byte{data}
-			if ext == ".log" {
-				msgs = bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
-			}
-			dec := newDec()
-			out := []mysqlGoldenResult{}
-			for i, msg := range msgs {
-				recs := [][]byte{msg}
-				if sp, ok := dec.(Splitter); ok {
-					if recs, err = sp.Split(nil, msg); err != nil {
-						out = append(out, mysqlGoldenResult{Line: i + 1, Error: mysqlErrorLabel(err)})
-						continue
-					}
-				}
-				for k, rec := range recs {
-					r := mysqlGoldenResult{Line: i + 1}
-					if len(recs) > 1 {
-						r.Record = k + 1
-					}
-					var ev Event
-					if err := dec.Decode(rec, &ev); err != nil {
-						r.Error = mysqlErrorLabel(err)
-					} else {
-						mysqlCheckEvent(t, &ev, rec)
-						r.Event = mysqlRender(&ev)
-					}
-					out = append(out, r)
-				}
-			}
-			got, err := json.MarshalIndent(out, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			golden := strings.TrimSuffix(path, ext) + ".golden"
-			if mysqlUpdate() {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("decoded %s differs from %s (run with -update to accept):\n%s", path, golden, got)
-			}
-		})
-	}
-	if n == 0 {
-		t.Fatalf("no samples in testdata/%s", dir)
-	}
-}
-
 func TestMySQLAuditGolden(t *testing.T) {
-	mysqlGoldenRun(t, "mysql_audit", func() Decoder { return NewMySQLAudit(Limits{}) })
+	goldenDir(t, "mysql_audit", func(*testing.T) Decoder { return NewMySQLAudit(Limits{}) })
 }
 
 func TestMySQLAuditRegistered(t *testing.T) {

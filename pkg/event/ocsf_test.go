@@ -17,7 +17,7 @@ import (
 )
 
 func TestOCSFGolden(t *testing.T) {
-	dasGolden(t, "ocsf", filepath.Join("testdata", "ocsf"))
+	goldenDir(t, "ocsf", registeredDecoder("ocsf"))
 }
 
 // ocsfQuery is a realistic Datastore Activity Query event, about 800 bytes.
