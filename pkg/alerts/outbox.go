@@ -13,6 +13,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/exfilguard/exfilguard/pkg/state"
 )
 
 // Outbox keys: "e/" + sequence (big endian, so iteration is raise order)
@@ -87,7 +89,7 @@ func OpenOutbox(dir string, max int, sinks []string, log *slog.Logger) (*Outbox,
 		WithIndexCacheSize(0).
 		WithCompression(options.None).
 		WithNumCompactors(2)
-	db, err := badger.Open(opts)
+	db, err := state.OpenBadger(opts, false, log)
 	if err != nil {
 		return nil, fmt.Errorf("open alert outbox %s: %w", dir, err)
 	}

@@ -108,7 +108,7 @@ func Open(opts Options) (*Store, error) {
 	} else if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	db, err := badger.OpenManaged(bo)
+	db, err := OpenBadger(bo, true, log)
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", opts.Dir, err)
 	}
