@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-// TestOpenAfterACrashLeftAnEmptyMemtable: a kill -9 between Badger's
-// creation of a memtable file and its first write leaves it empty, which
-// Badger cannot open (dgraph-io/badger#2207); the store opens anyway, with
-// what was checkpointed.
-func TestOpenAfterACrashLeftAnEmptyMemtable(t *testing.T) {
+// TestOpenAfterACrashLeftEmptyLogs: a kill -9 between Badger's creation
+// of a memtable or value log file and its first write leaves it empty,
+// which Badger cannot open (dgraph-io/badger#2207); the store opens
+// anyway, with what was checkpointed.
+func TestOpenAfterACrashLeftEmptyLogs(t *testing.T) {
 	dir := t.TempDir()
 	opts := Options{Dir: dir, MemTableBytes: 1 << 20, BlockCacheBytes: 1 << 20, IndexCacheBytes: 1 << 20}
 	s, err := Open(opts)
@@ -25,11 +25,13 @@ func TestOpenAfterACrashLeftAnEmptyMemtable(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if err := os.WriteFile(filepath.Join(dir, "00099.mem"), nil, 0o600); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"00099.mem", "000099.vlog"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if s, err = Open(opts); err != nil {
-		t.Fatalf("open after an empty memtable file was left: %v", err)
+		t.Fatalf("open after empty log files were left: %v", err)
 	}
 	defer s.Close()
 	if _, ok, err := s.LoadEntity(7, nil); !ok || err != nil {
