@@ -582,37 +582,12 @@ func sessionHash(id []byte) uint64 {
 // ambiguous across the world and rejected: log_timezone = 'UTC' is the
 // setting to use.
 func parsePGTime(b []byte) (int64, bool) {
-	if len(b) < 21 || b[4] != '-' || b[7] != '-' || b[10] != ' ' || b[13] != ':' || b[16] != ':' {
+	if len(b) < 21 || b[10] != ' ' {
 		return 0, false
 	}
-	century, yy := d2(b[0], b[1]), d2(b[2], b[3])
-	year := int64(century*100 + yy)
-	month, day := int64(d2(b[5], b[6])), int64(d2(b[8], b[9]))
-	hour, minute, sec := int64(d2(b[11], b[12])), int64(d2(b[14], b[15])), int64(d2(b[17], b[18]))
-	if century > 99 || yy > 99 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
-		hour > 23 || minute > 59 || sec > 60 {
+	secs, nanos, b, ok := parseDateTime(b)
+	if !ok {
 		return 0, false
-	}
-	if sec == 60 {
-		sec = 59
-	}
-	b = b[19:]
-	var nanos int64
-	if b[0] == '.' {
-		n := 1
-		for ; n < len(b) && isDigit(b[n]); n++ {
-			if n > 9 {
-				return 0, false
-			}
-			nanos = nanos*10 + int64(b[n]-'0')
-		}
-		if n == 1 {
-			return 0, false
-		}
-		for i := n; i <= 9; i++ {
-			nanos *= 10
-		}
-		b = b[n:]
 	}
 	if len(b) < 2 || b[0] != ' ' {
 		return 0, false
@@ -621,11 +596,7 @@ func parsePGTime(b []byte) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	secs := daysFromCivil(year, month, day)*86400 + hour*3600 + minute*60 + sec - offset
-	if secs < math.MinInt64/nsPerSec || secs > (math.MaxInt64-nanos)/nsPerSec {
-		return 0, false
-	}
-	return secs*nsPerSec + nanos, true
+	return toUnixNanos(secs-offset, nanos)
 }
 
 // pgZoneOffset returns the offset east of UTC, in seconds, of a zone

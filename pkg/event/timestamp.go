@@ -33,45 +33,16 @@ func ParseTime(b []byte) (unixNanos int64, ok bool) {
 
 func parseRFC3339(b []byte) (int64, bool) {
 	// 2006-01-02T15:04:05 is 19 bytes, and a zone takes at least one more.
-	if len(b) < 20 || b[7] != '-' || b[13] != ':' || b[16] != ':' {
+	if len(b) < 20 {
 		return 0, false
 	}
 	if c := b[10]; c != 'T' && c != 't' && c != ' ' {
 		return 0, false
 	}
-	century, yy := d2(b[0], b[1]), d2(b[2], b[3])
-	year := int64(century*100 + yy)
-	month, day := int64(d2(b[5], b[6])), int64(d2(b[8], b[9]))
-	hour, minute, sec := int64(d2(b[11], b[12])), int64(d2(b[14], b[15])), int64(d2(b[17], b[18]))
-	// d2 gives 100 for anything but two digits, which every check below
-	// rejects, so the digits need no test of their own.
-	if century > 99 || yy > 99 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
-		hour > 23 || minute > 59 || sec > 60 {
+	secs, nanos, b, ok := parseDateTime(b)
+	if !ok {
 		return 0, false
 	}
-	if sec == 60 {
-		sec = 59
-	}
-
-	b = b[19:]
-	var nanos int64
-	if b[0] == '.' {
-		n := 1
-		for ; n < len(b) && isDigit(b[n]); n++ {
-			if n > 9 {
-				return 0, false
-			}
-			nanos = nanos*10 + int64(b[n]-'0')
-		}
-		if n == 1 {
-			return 0, false
-		}
-		for i := n; i <= 9; i++ {
-			nanos *= 10
-		}
-		b = b[n:]
-	}
-
 	var offset int64
 	switch {
 	case len(b) == 1 && (b[0] == 'Z' || b[0] == 'z'):
@@ -87,8 +58,52 @@ func parseRFC3339(b []byte) (int64, bool) {
 	default:
 		return 0, false
 	}
+	return toUnixNanos(secs-offset, nanos)
+}
 
-	secs := daysFromCivil(year, month, day)*86400 + hour*3600 + minute*60 + sec - offset
+// parseDateTime reads "2006-01-02?15:04:05[.fraction]" (the separator at
+// index 10 is the caller's to check) as seconds since the epoch in the
+// zone it was written in, the nanoseconds, and what follows (the zone).
+// b must hold at least 20 bytes.
+func parseDateTime(b []byte) (secs, nanos int64, rest []byte, ok bool) {
+	if b[4] != '-' || b[7] != '-' || b[13] != ':' || b[16] != ':' {
+		return 0, 0, nil, false
+	}
+	century, yy := d2(b[0], b[1]), d2(b[2], b[3])
+	year := int64(century*100 + yy)
+	month, day := int64(d2(b[5], b[6])), int64(d2(b[8], b[9]))
+	hour, minute, sec := int64(d2(b[11], b[12])), int64(d2(b[14], b[15])), int64(d2(b[17], b[18]))
+	// d2 gives 100 for anything but two digits, which every check below
+	// rejects, so the digits need no test of their own.
+	if century > 99 || yy > 99 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour > 23 || minute > 59 || sec > 60 {
+		return 0, 0, nil, false
+	}
+	if sec == 60 {
+		sec = 59
+	}
+	b = b[19:]
+	if b[0] == '.' {
+		n := 1
+		for ; n < len(b) && isDigit(b[n]); n++ {
+			if n > 9 {
+				return 0, 0, nil, false
+			}
+			nanos = nanos*10 + int64(b[n]-'0')
+		}
+		if n == 1 {
+			return 0, 0, nil, false
+		}
+		for i := n; i <= 9; i++ {
+			nanos *= 10
+		}
+		b = b[n:]
+	}
+	return daysFromCivil(year, month, day)*86400 + hour*3600 + minute*60 + sec, nanos, b, true
+}
+
+// toUnixNanos joins seconds and nanoseconds, refusing what would overflow.
+func toUnixNanos(secs, nanos int64) (int64, bool) {
 	// Every nanosecond count in range has secs in this interval; the
 	// bounds are where secs*1e9 (+ nanos) would overflow.
 	if secs < math.MinInt64/nsPerSec || secs > (math.MaxInt64-nanos)/nsPerSec {
