@@ -50,6 +50,10 @@ func (s *Store) Begin() *Checkpoint {
 // of the encoding so that Sweep can age entities without decoding them).
 // data is copied.
 func (c *Checkpoint) PutEntity(h uint64, last int64, data []byte) error {
+	return c.putEntity(0, h, last, data)
+}
+
+func (c *Checkpoint) putEntity(ns Space, h uint64, last int64, data []byte) error {
 	v := make([]byte, 8+len(data))
 	binary.BigEndian.PutUint64(v, uint64(last))
 	copy(v[8:], data)
@@ -57,9 +61,9 @@ func (c *Checkpoint) PutEntity(h uint64, last int64, data []byte) error {
 	// Before the write: a reader that misses the filter must not miss an
 	// entity that is in the store (false positives are harmless).
 	if f := c.s.filter.Load(); f != nil {
-		f.add(h)
+		f.add(filterKey(ns, h))
 	}
-	if err := c.wb.Set(entityKey(make([]byte, 0, 9), h), v); err != nil {
+	if err := c.wb.Set(spaceEntityKey(make([]byte, 0, 13), ns, h), v); err != nil {
 		return fmt.Errorf("write entity: %w", err)
 	}
 	return nil
@@ -141,13 +145,24 @@ func (c *Checkpoint) Abort() { c.wb.Cancel() }
 // memory and newer is written again by the next checkpoint, above the
 // deletion.
 func (s *Store) Sweep(forgotten func(last int64) bool) (int, error) {
+	deleted, err := s.sweep(0, forgotten)
+	return len(deleted), err
+}
+
+// SweepSpace is Sweep for a task's space. It returns the hashes of the
+// entities it deleted, for the changelog's tombstones.
+func (s *Store) SweepSpace(ns Space, forgotten func(last int64) bool) ([]uint64, error) {
+	return s.sweep(ns, forgotten)
+}
+
+func (s *Store) sweep(ns Space, forgotten func(last int64) bool) ([]uint64, error) {
 	if s.readTs.Load() == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	var stale [][]byte
 	seen := 0
 	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntity}, PrefetchValues: false})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: spacePrefix(ns), PrefetchValues: false})
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
 		var last int64
@@ -160,7 +175,7 @@ func (s *Store) Sweep(forgotten func(last int64) bool) (int, error) {
 		if err != nil {
 			it.Close()
 			txn.Discard()
-			return 0, fmt.Errorf("sweep entities: %w", err)
+			return nil, fmt.Errorf("sweep entities: %w", err)
 		}
 		seen++
 		if forgotten(last) {
@@ -169,19 +184,23 @@ func (s *Store) Sweep(forgotten func(last int64) bool) (int, error) {
 	}
 	it.Close()
 	txn.Discard()
-	s.stored.Store(int64(seen - len(stale)))
+	if ns == 0 {
+		s.stored.Store(int64(seen - len(stale)))
+	}
 	if len(stale) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	c := s.Begin()
+	hashes := make([]uint64, 0, len(stale))
 	for _, k := range stale {
 		if err := c.wb.Delete(k); err != nil {
 			c.Abort()
-			return 0, fmt.Errorf("sweep entities: %w", err)
+			return nil, fmt.Errorf("sweep entities: %w", err)
 		}
+		hashes = append(hashes, binary.BigEndian.Uint64(k[len(k)-8:]))
 	}
 	if err := c.Commit(nil); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return len(stale), nil
+	return hashes, nil
 }

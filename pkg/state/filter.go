@@ -81,12 +81,20 @@ func (s *Store) buildFilter() error {
 		txn := s.db.NewTransactionAt(ts, false)
 		defer txn.Discard()
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntity}})
-		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if k := it.Item().Key(); len(k) == 9 {
 				keys = append(keys, binary.BigEndian.Uint64(k[1:]))
 			}
 		}
+		it.Close()
+		// Task spaces (space.go), spread by their space.
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSpace}})
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := it.Item().Key(); len(k) == 13 {
+				keys = append(keys, filterKey(Space(binary.BigEndian.Uint32(k[1:])), binary.BigEndian.Uint64(k[5:])))
+			}
+		}
+		it.Close()
 	}
 	f := newFilter(int64(len(keys)))
 	for _, h := range keys {

@@ -229,33 +229,7 @@ func entityKey(dst []byte, h uint64) []byte {
 
 // LoadEntity appends the stored encoding of entity h to dst.
 func (s *Store) LoadEntity(h uint64, dst []byte) ([]byte, bool, error) {
-	if s.readTs.Load() == 0 {
-		return dst, false, nil
-	}
-	if f := s.filter.Load(); f != nil && !f.mayContain(h) {
-		return dst, false, nil
-	}
-	var kb [9]byte
-	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
-	defer txn.Discard()
-	it, err := txn.Get(entityKey(kb[:0], h))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return dst, false, nil
-	}
-	if err != nil {
-		return dst, false, fmt.Errorf("load entity: %w", err)
-	}
-	err = it.Value(func(b []byte) error {
-		if len(b) < 8 {
-			return fmt.Errorf("entity %016x: value of %d bytes", h, len(b))
-		}
-		dst = append(dst, b[8:]...)
-		return nil
-	})
-	if err != nil {
-		return dst, false, fmt.Errorf("load entity: %w", err)
-	}
-	return dst, true, nil
+	return s.loadEntity(0, h, dst)
 }
 
 // Blob returns the named global state (see Checkpoint.PutBlob) of the
@@ -339,10 +313,12 @@ func (s *Store) Stats() (Stats, error) {
 	}
 	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
 	defer txn.Discard()
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEntity}})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		st.Entities++
+	for _, prefix := range []byte{prefixEntity, prefixSpace} {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefix}})
+		for it.Rewind(); it.Valid(); it.Next() {
+			st.Entities++
+		}
+		it.Close()
 	}
 	return st, nil
 }
