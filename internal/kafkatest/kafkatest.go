@@ -67,6 +67,40 @@ func Produce(t testing.TB, addrs []string, topic string, values [][]byte, extra 
 	}
 }
 
+// ProduceKeyed writes values to topic keyed by key(value), partitioned as
+// Kafka's Java client does (murmur2 of the key), the way a shipper keyed
+// by principal would; it waits for every acknowledgement.
+func ProduceKeyed(t testing.TB, addrs []string, topic string, values [][]byte, key func([]byte) []byte) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(8<<20), kgo.MaxBufferedRecords(100000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for _, v := range values {
+		wg.Add(1)
+		cl.Produce(context.Background(), &kgo.Record{Key: key(v), Value: v}, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("produce: %v", firstErr)
+	}
+}
+
 // Lines reads a JSONL file, gzip-compressed or not, into one slice per
 // line.
 func Lines(t testing.TB, path string) [][]byte {

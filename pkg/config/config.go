@@ -20,6 +20,9 @@ type Config struct {
 	Kafka       Kafka         `yaml:"kafka"`
 	State       State         `yaml:"state"`
 	HTTP        HTTP          `yaml:"http"`
+	// ScaleOut shares the work between replicas by partition
+	// (scaleout.go).
+	ScaleOut ScaleOut `yaml:"scale_out"`
 }
 
 // Input limits what one message may cost before it is rejected.
@@ -274,10 +277,11 @@ type Enumeration struct {
 // analysts, on-call nights, shared mobile networks) stays silent.
 func Default() *Config {
 	return &Config{
-		Input: Input{Format: "native", MaxMessageBytes: 1 << 20, MaxRecordIDs: 4096},
-		Kafka: defaultKafka(),
-		State: defaultState(),
-		HTTP:  defaultHTTP(),
+		Input:    Input{Format: "native", MaxMessageBytes: 1 << 20, MaxRecordIDs: 4096},
+		Kafka:    defaultKafka(),
+		State:    defaultState(),
+		HTTP:     defaultHTTP(),
+		ScaleOut: defaultScaleOut(),
 		Engine: Engine{
 			Horizons:               []Duration{Duration(time.Minute), Duration(15 * time.Minute), Duration(time.Hour), Duration(24 * time.Hour), Duration(7 * 24 * time.Hour)},
 			AllowedLateness:        Duration(time.Minute),

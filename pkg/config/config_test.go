@@ -60,6 +60,15 @@ func TestLoadFiles(t *testing.T) {
 			`tuning.bad.yml:27: maintenance[0].end: "2026-12-05T22:00:00Z" is not after start "2026-12-06T04:00:00Z"`,
 			`tuning.bad.yml:28: maintenance[0].rules[0]: unknown rule "bulk_reads"`,
 		}},
+		{file: "scaleout.good.yml"},
+		{file: "scaleout.bad.yml", want: []string{
+			"scaleout.bad.yml:2: engine.shards: must be 1 with scale_out: tasks, one per partition, replace kind shards; got 2",
+			"scaleout.bad.yml:4: kafka.topics: scale_out needs exactly one input topic (tasks are its partitions), got 2",
+			`scaleout.bad.yml:8: scale_out.repartition[0]: "source_net" is the input_key: its entities are whole in their partition already`,
+			`scaleout.bad.yml:8: scale_out.repartition[1]: entity kind "client" is not enabled in engine.entities`,
+			`scaleout.bad.yml:8: scale_out.repartition[2]: must be one of [principal source_net credential source_ip client], got "hosts"`,
+			"scaleout.bad.yml:9: scale_out.replication_factor: must be -1 (the broker's default) or between 1 and 32767, got 0",
+		}},
 		{file: "no_entities.bad.yml", want: []string{"no_entities.bad.yml:2: engine.entities: at least one entity kind must be enabled"}},
 		{file: "entity_ttl.bad.yml", want: []string{
 			`entity_ttl.bad.yml:2: engine.entity_ttl: "5d" must exceed the longest horizon "1w"`,

@@ -46,6 +46,7 @@ func (c *Config) Validate() []*FieldError {
 	c.Kafka.validate(v)
 	c.State.validate(v)
 	c.HTTP.validate(v)
+	c.validateScaleOut(v)
 	return v.errs
 }
 

@@ -142,8 +142,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for rule, n := range p.detections {
 		counter(c.detections, float64(n), rule)
 	}
-	for _, s := range p.builder.Muted() {
-		counter(c.suppressed, float64(s.N), s.Reason, s.Name)
+	muted := map[[2]string]uint64{}
+	for _, b := range p.builders {
+		for _, s := range b.Muted() {
+			muted[[2]string{s.Reason, s.Name}] += uint64(s.N)
+		}
+	}
+	for k, n := range muted {
+		counter(c.suppressed, float64(n), k[0], k[1])
 	}
 	cfg := p.cfg
 	expired := len(cfg.Expired(p.now()))
@@ -152,7 +158,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for k, n := range p.raised {
 		counter(c.alerts, float64(n), k.rule, k.severity, k.status)
 	}
-	for k, n := range p.builder.OpenIncidents() {
+	open := map[[2]string]int{}
+	for _, b := range p.builders {
+		for k, n := range b.OpenIncidents() {
+			open[k] += n
+		}
+	}
+	for k, n := range open {
 		gauge(c.incidents, float64(n), k[0], k[1])
 	}
 	p.alertMu.Unlock()

@@ -36,6 +36,12 @@ type metrics struct {
 	// event, so its numbers are the pipeline's): newest event time, and
 	// the engine's late and future counts.
 	watermark, late, future atomic.Int64
+	// Scale-out (task.go): tasks held, partitions being restored, records
+	// left to read of the restore in progress, the last restore's
+	// duration (ns); records read from and written to the changelog, and
+	// events produced to the repartition topics.
+	tasks, restoring, restoreRemaining, lastRestore atomic.Int64
+	restoredRecords, changelogRecords, repartitioned atomic.Uint64
 	// resident is each shard's entities in memory.
 	resident []atomic.Int64
 	// lastCkptOK is the Unix nanoseconds of the last committed checkpoint.
@@ -183,6 +189,8 @@ func (m *metrics) ready(maxLag int64) (bool, string) {
 	switch {
 	case !m.restored:
 		return false, "restoring state"
+	case m.restoring.Load() > 0:
+		return false, fmt.Sprintf("restoring the state of %d partitions from the changelog", m.restoring.Load())
 	case !m.joined:
 		return false, "not a member of the consumer group"
 	}

@@ -33,6 +33,9 @@ type shard struct {
 	// span is the "process batch" span of the batch being processed:
 	// the alerts it raises carry it.
 	span trace.SpanContext
+	// t is the scale-out task the shard is (task.go); nil for a kind
+	// shard.
+	t *task
 }
 
 // owns reports whether the shard's engine keeps entities of kind k.
@@ -56,6 +59,7 @@ type shardItem struct {
 // positions written with it are those of exactly the batches before it.
 type barrier struct {
 	cp     *state.Checkpoint
+	shards int // kind shards: the names of their blobs depend on it
 	sweep  bool
 	done   chan error       // one per shard: its part is written
 	commit chan bool        // one per shard: committed (evict, go on) or not
@@ -84,6 +88,9 @@ type shardWriter struct {
 
 func (w shardWriter) PutEngine(data []byte) error { return w.PutBlob(w.name, data) }
 
+// blob is the name of kind shard i's engine state.
+func (b *barrier) blob(i int) string { return blobName(i, b.shards) }
+
 // run is the shard's goroutine.
 func (s *shard) run(p *Pipeline, wg *sync.WaitGroup) {
 	defer wg.Done()
@@ -97,14 +104,32 @@ func (s *shard) run(p *Pipeline, wg *sync.WaitGroup) {
 			continue
 		}
 		bar := it.cp
-		_, err := s.engine.Checkpoint(shardWriter{bar.cp, blobName(s.i, len(p.shards))})
+		var err error
+		if s.t != nil {
+			err = s.t.checkpoint(p, s, bar)
+		} else {
+			_, err = s.engine.Checkpoint(shardWriter{bar.cp, bar.blob(s.i)})
+		}
 		bar.done <- err
 		if !<-bar.commit {
 			continue
 		}
 		evicted := s.engine.Evict()
-		p.m.resident[s.i].Store(int64(s.engine.Resident()))
-		if bar.sweep && s.i == 0 {
+		if s.t != nil {
+			p.taskMetrics(s)
+			if bar.sweep {
+				// The store's copy of forgotten entities goes, and the
+				// changelog's with the next checkpoint's tombstones.
+				if hs, err := p.store.SweepSpace(s.t.ns, s.engine.Forgotten); err != nil {
+					p.log.Warn("sweep forgotten entities", "partition", s.t.part.String(), "err", err)
+				} else {
+					s.t.deletes = append(s.t.deletes, hs...)
+				}
+			}
+		} else {
+			p.m.resident[s.i].Store(int64(s.engine.Resident()))
+		}
+		if bar.sweep && s.t == nil && s.i == 0 {
 			// Stored entities silent past their TTL and not in memory:
 			// every shard would start them afresh; free their space.
 			if n, err := p.store.Sweep(s.engine.Forgotten); err != nil {
@@ -128,9 +153,18 @@ func (s *shard) process(p *Pipeline, b *mbatch) {
 		// last checkpoint.
 		p.fail(fmt.Errorf("state store: %w", err))
 	}
+	if s.t != nil && s.t.tag == tagInput && p.tasks.out != nil {
+		if err := s.t.forward(context.Background(), p.tasks, b); err != nil {
+			p.fail(err)
+		}
+	}
 	p.resolve(s)
-	p.m.resident[s.i].Store(int64(s.engine.Resident()))
-	if s.i == 0 {
+	if s.t != nil {
+		p.taskMetrics(s)
+	} else {
+		p.m.resident[s.i].Store(int64(s.engine.Resident()))
+	}
+	if s.t == nil && s.i == 0 {
 		// Every shard sees every event: shard 0's clock and counts are
 		// the pipeline's.
 		st := s.engine.Stats()
@@ -178,6 +212,11 @@ func (p *Pipeline) own() {
 			close(s.in)
 		}
 		wg.Wait()
+		for _, s := range p.shards {
+			if s.t != nil {
+				<-s.t.done
+			}
+		}
 	}()
 	every := p.cfg.State.CheckpointInterval.D()
 	tick := time.NewTicker(every)
@@ -203,11 +242,19 @@ func (p *Pipeline) own() {
 			case it.ckpt != nil:
 				p.drain()
 				it.ckpt <- p.checkpoint()
+			case it.tasks != nil:
+				pos, err := p.assignTasks(it.assign)
+				it.tasks <- taskReply{pos, err}
 			case it.assign != nil:
 				p.merge.assign(it.assign)
 			case it.idle:
-				p.idle(it.part)
-				merge(false)
+				if p.tasks == nil {
+					p.idle(it.part)
+					merge(false)
+				}
+			case p.tasks != nil:
+				p.route(it.b)
+				p.maybeCheckpoint(p.sinceCkpt >= p.cfg.State.CheckpointEvents)
 			default:
 				p.add(it.b)
 				merge(false)
@@ -230,10 +277,16 @@ func (p *Pipeline) flushMerged() {
 	}
 	p.merge.cur = nil
 	p.sinceCkpt += b.n
-	b.pending.Store(int32(len(p.shards)))
+	p.send(b, p.shards)
+}
+
+// send hands a merged batch to the shards that process it; the last one
+// done releases it.
+func (p *Pipeline) send(b *mbatch, to []*shard) {
+	b.pending.Store(int32(len(to)))
 	_, b.span = p.tracer.Start(trace.ContextWithSpanContext(context.Background(), b.fetch), "process batch",
-		trace.WithAttributes(attribute.Int("exfilguard.events", b.n), attribute.Int("exfilguard.shards", len(p.shards))))
-	for _, s := range p.shards {
+		trace.WithAttributes(attribute.Int("exfilguard.events", b.n), attribute.Int("exfilguard.shards", len(to))))
+	for _, s := range to {
 		s.in <- shardItem{b: b}
 	}
 }
@@ -276,7 +329,7 @@ func (p *Pipeline) checkpoint() error {
 	_, span := p.tracer.Start(context.Background(), "checkpoint")
 	defer span.End()
 	n := len(p.shards)
-	bar := &barrier{cp: p.store.Begin(), sweep: (p.m.checkpoints.Load()+1)%sweepEvery == 0,
+	bar := &barrier{cp: p.store.Begin(), shards: n, sweep: (p.m.checkpoints.Load()+1)%sweepEvery == 0,
 		done: make(chan error, n), commit: make(chan bool, n), report: make(chan shardReport, n)}
 	for _, s := range p.shards {
 		s.in <- shardItem{cp: bar}
@@ -296,12 +349,17 @@ func (p *Pipeline) checkpoint() error {
 		err = p.deliver.Sync(ctx)
 		cancel()
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case p.tasks != nil:
+		// The tasks' markers, now that what they cover is durable.
+		err = p.writeMarkers(bar.cp)
+	default:
 		p.buf = p.builder.AppendState(p.buf[:0])
 		err = bar.cp.PutAlerts(p.buf)
-	}
-	if err == nil {
-		err = bar.cp.PutBlob("shards", []byte{byte(n)})
+		if err == nil {
+			err = bar.cp.PutBlob("shards", []byte{byte(n)})
+		}
 	}
 	if err == nil {
 		err = bar.cp.Commit(p.positions)

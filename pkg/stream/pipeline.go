@@ -81,9 +81,13 @@ type Pipeline struct {
 
 	// The alert builder, fed by every shard's detections, and the
 	// deliverer that takes its alerts to the sinks; what they raised is
-	// counted under the same lock, for the metrics.
+	// counted under the same lock, for the metrics. With scale-out each
+	// task has its own builder (builders, changed under alertMu).
 	alertMu    sync.Mutex
 	builder    *alerts.Builder
+	builders   []*alerts.Builder
+	pseudo     *alerts.Pseudonymizer
+	tasks      *taskSet
 	deliver    *alerts.Deliverer
 	detections map[string]uint64
 	raised     map[alertKey]uint64
@@ -126,10 +130,19 @@ type item struct {
 	// nothing to hand on.
 	idle bool
 	part state.Partition
-	// assign starts a generation's partitions in the merge.
+	// assign starts a generation's partitions in the merge, or with
+	// tasks (scale-out) drops, restores and starts tasks and answers
+	// where each partition's reading starts.
 	assign []state.Partition
+	tasks  chan taskReply
 	// ckpt drains the merge (the readers have stopped) and checkpoints.
 	ckpt chan error
+}
+
+// taskReply answers an assignment of scale-out tasks.
+type taskReply struct {
+	positions map[state.Partition]int64
+	err       error
 }
 
 // New builds the engine and restores it from the store.
@@ -153,6 +166,7 @@ func New(opts Options) (*Pipeline, error) {
 	p := &Pipeline{
 		cfg: opts.Config, store: opts.Store, log: log, now: now, dialer: d, m: newMetrics(topicNames(opts.Config), max(opts.Config.Engine.Shards, 1)),
 		builder:    alerts.NewBuilder(opts.Config, opts.Pseudonymizer, now),
+		pseudo:     opts.Pseudonymizer,
 		positions:  map[state.Partition]int64{},
 		pool:       newPool(0),
 		merge:      newMerger(8),
@@ -174,6 +188,12 @@ func New(opts Options) (*Pipeline, error) {
 		}),
 	}
 	n := max(opts.Config.Engine.Shards, 1)
+	if opts.Config.ScaleOut.Enabled {
+		n = 0 // tasks come with their partitions
+		p.builders = nil
+	} else {
+		p.builders = []*alerts.Builder{p.builder}
+	}
 	for i := range n {
 		// Each shard holds its share of the entity cap.
 		s := &shard{i: i, in: make(chan shardItem, 8), kinds: models.ShardKinds(opts.Config, n)[i]}
@@ -204,6 +224,14 @@ func New(opts Options) (*Pipeline, error) {
 // restore loads engine state, incidents and positions of the newest
 // checkpoint. Entities stay in the store until their next event.
 func (p *Pipeline) restore() error {
+	if p.cfg.ScaleOut.Enabled {
+		// Tasks restore when their partitions are assigned.
+		p.m.mu.Lock()
+		p.m.restored = true
+		p.m.mu.Unlock()
+		p.durable = map[state.Partition]int64{}
+		return nil
+	}
 	n := len(p.shards)
 	layout, err := p.store.Blob("shards")
 	if err != nil {
@@ -261,7 +289,11 @@ func (p *Pipeline) detection(s *shard, d *models.Detection) {
 	p.alertMu.Lock()
 	defer p.alertMu.Unlock()
 	p.detections[d.Rule.String()]++
-	p.submit(p.builder.Build(d), s.span)
+	b := p.builder
+	if s.t != nil {
+		b = s.t.builder
+	}
+	p.submit(b.Build(d), s.span)
 }
 
 // submit counts and hands alerts to the deliverer, stamped with the span
@@ -283,7 +315,11 @@ func (p *Pipeline) submit(as []*alerts.Alert, sc trace.SpanContext) {
 func (p *Pipeline) resolve(s *shard) {
 	p.alertMu.Lock()
 	defer p.alertMu.Unlock()
-	p.submit(p.builder.Resolve(s.engine.Watermark(), s.owns), s.span)
+	b := p.builder
+	if s.t != nil {
+		b = s.t.builder
+	}
+	p.submit(b.Resolve(s.engine.Watermark(), s.owns), s.span)
 }
 
 // writeAlert submits an alert the pipeline raises itself.
@@ -349,6 +385,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	start := kafka.FirstOffset
 	if k.StartOffset == "latest" {
 		start = kafka.LastOffset
+	}
+	if p.cfg.ScaleOut.Enabled {
+		n, err := ensureTopics(ctx, p.cfg, p.dialer)
+		if err != nil {
+			return fmt.Errorf("scale_out: %w", err)
+		}
+		p.tasks = newTaskSet(p.cfg, p.dialer, n)
+		topics = p.tasks.topics
+		if p.tasks.out != nil {
+			defer p.tasks.out.Close()
+		}
 	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                k.GroupID,
@@ -440,13 +487,30 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 	}
 	p.m.setAssigned(assigned, true)
 	p.log.Info("partitions assigned", "generation", gen.ID, "partitions", len(assigned))
-	p.in <- item{assign: assigned}
+	var durable map[state.Partition]int64
+	if p.tasks != nil {
+		// Restored before any reader starts: each reads from where its
+		// task's state is.
+		reply := make(chan taskReply, 1)
+		p.in <- item{assign: assigned, tasks: reply}
+		r := <-reply
+		if r.err != nil {
+			p.fail(r.err)
+			return
+		}
+		durable = r.positions
+	}
+	if p.tasks == nil {
+		p.in <- item{assign: assigned}
+	}
 	credits := perPartition(len(assigned))
 	p.pool.grow(len(assigned) * credits)
 
-	p.durableMu.Lock()
-	durable := maps.Clone(p.durable)
-	p.durableMu.Unlock()
+	if durable == nil {
+		p.durableMu.Lock()
+		durable = maps.Clone(p.durable)
+		p.durableMu.Unlock()
+	}
 	var readers sync.WaitGroup
 	for topic, parts := range gen.Assignments {
 		format := p.format(topic)
@@ -458,7 +522,7 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 			off, ok := durable[part]
 			if !ok {
 				off = a.Offset
-				if p.store.Checkpointed() && a.Offset >= 0 {
+				if p.store.Checkpointed() && a.Offset >= 0 && p.tasks == nil {
 					p.log.Warn("no checkpointed position for partition; starting at the group's committed offset", "partition", part.String(), "offset", a.Offset)
 				}
 			}
@@ -483,6 +547,9 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 
 // topic returns the config of an input topic.
 func (p *Pipeline) topic(name string) config.Topic {
+	if p.tasks != nil && p.tasks.tagOf(name) > tagInput {
+		return config.Topic{Name: name, Format: "exfilguard_internal"}
+	}
 	for _, t := range p.cfg.Kafka.Topics {
 		if t.Name == name {
 			return t
@@ -492,6 +559,9 @@ func (p *Pipeline) topic(name string) config.Topic {
 }
 
 func (p *Pipeline) format(topic string) string {
+	if p.tasks != nil && p.tasks.tagOf(topic) > tagInput {
+		return "exfilguard_internal"
+	}
 	for _, t := range p.cfg.Kafka.Topics {
 		if t.Name == topic {
 			return t.Format

@@ -63,7 +63,7 @@ func (p *Pipeline) reloadable(cfg *config.Config) error {
 	}
 	for _, c := range []error{
 		same("input", p.cfg.Input, cfg.Input), same("kafka", p.cfg.Kafka, cfg.Kafka), same("state", p.cfg.State, cfg.State),
-		same("http", p.cfg.HTTP, cfg.HTTP), same("alerts.sinks", p.cfg.Alerts.Sinks, cfg.Alerts.Sinks),
+		same("http", p.cfg.HTTP, cfg.HTTP), same("scale_out", p.cfg.ScaleOut, cfg.ScaleOut), same("alerts.sinks", p.cfg.Alerts.Sinks, cfg.Alerts.Sinks),
 		same("alerts.outbox", p.cfg.Alerts.Outbox, cfg.Alerts.Outbox),
 	} {
 		if c != nil {
@@ -81,7 +81,11 @@ func (p *Pipeline) applyReload(r reload) {
 	n := len(p.shards)
 	done := make(chan error, n)
 	for _, s := range p.shards {
-		s.in <- shardItem{reload: shardConfig(r.cfg, n), reloaded: done}
+		sc := shardConfig(r.cfg, n)
+		if s.t != nil {
+			sc = p.tasks.taskConfig(r.cfg)
+		}
+		s.in <- shardItem{reload: sc, reloaded: done}
 	}
 	var err error
 	for range n {
@@ -92,6 +96,11 @@ func (p *Pipeline) applyReload(r reload) {
 	if err == nil {
 		p.alertMu.Lock()
 		p.builder.Reconfigure(r.cfg)
+		for _, b := range p.builders {
+			if b != p.builder {
+				b.Reconfigure(r.cfg)
+			}
+		}
 		// Under alertMu: the metrics collector reads the allowlist.
 		p.cfg.Detectors, p.cfg.Sensitive = r.cfg.Detectors, r.cfg.Sensitive
 		p.cfg.Overrides, p.cfg.Allowlist, p.cfg.Maintenance = r.cfg.Overrides, r.cfg.Allowlist, r.cfg.Maintenance
