@@ -27,6 +27,8 @@ type collector struct {
 	checkpoints, ckptFail, ckptBytes, ckptLast, lsm, vlog, ready     *prometheus.Desc
 	sinkDelivered, sinkFailed, sinkRetries, sinkDropped, sinkFailing *prometheus.Desc
 	outboxDepth, outboxDropped                                       *prometheus.Desc
+	tasks, restoring, restoreLeft, restored, restoreLast, changelog  *prometheus.Desc
+	repartitioned                                                    *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -71,6 +73,13 @@ func (p *Pipeline) Register(reg prometheus.Registerer) error {
 		sinkFailing:    desc("sink_failing", "1 from a retryable failure to the next success.", "sink", "type"),
 		outboxDepth:    desc("outbox_depth", "Alerts awaiting delivery by some sink."),
 		outboxDropped:  desc("outbox_dropped_total", "Alerts dropped undelivered because the outbox was full."),
+		tasks:          desc("tasks", "Scale-out tasks (partitions with their own engine) held by this replica."),
+		restoring:      desc("restoring_partitions", "Assigned partitions whose task state is being restored from the changelog; /readyz fails meanwhile."),
+		restoreLeft:    desc("restore_remaining_records", "Changelog records left to read by the restore in progress."),
+		restored:       desc("restored_records_total", "Changelog records read by restores."),
+		restoreLast:    desc("restore_last_duration_seconds", "Time the last assignment's restores took."),
+		changelog:      desc("changelog_records_total", "Records produced to the changelog by checkpoints."),
+		repartitioned:  desc("repartitioned_events_total", "Events produced to the repartition topics."),
 	}
 	for _, m := range []prometheus.Collector{c, p.latency, p.ckptDuration} {
 		if err := reg.Register(m); err != nil {
@@ -89,7 +98,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.late, c.future, c.detections, c.alerts, c.incidents, c.entities, c.evictions,
 		c.checkpoints, c.ckptFail, c.ckptBytes, c.ckptLast, c.lsm, c.vlog, c.ready,
 		c.sinkDelivered, c.sinkFailed, c.sinkRetries, c.sinkDropped, c.sinkFailing,
-		c.outboxDepth, c.outboxDropped} {
+		c.outboxDepth, c.outboxDropped, c.tasks, c.restoring, c.restoreLeft, c.restored, c.restoreLast, c.changelog, c.repartitioned} {
 		ch <- d
 	}
 }
@@ -137,6 +146,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.late, float64(m.late.Load()))
 	counter(c.future, float64(m.future.Load()))
+	if p.cfg.ScaleOut.Enabled {
+		gauge(c.tasks, float64(m.tasks.Load()))
+		gauge(c.restoring, float64(m.restoring.Load()))
+		gauge(c.restoreLeft, float64(m.restoreRemaining.Load()))
+		counter(c.restored, float64(m.restoredRecords.Load()))
+		gauge(c.restoreLast, time.Duration(m.lastRestore.Load()).Seconds())
+		counter(c.changelog, float64(m.changelogRecords.Load()))
+		counter(c.repartitioned, float64(m.repartitioned.Load()))
+	}
 
 	p.alertMu.Lock()
 	for rule, n := range p.detections {

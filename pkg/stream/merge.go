@@ -63,6 +63,9 @@ type mbatch struct {
 	pending atomic.Int32
 	n       int
 	evs     [batchSize]*event.Event
+	// src is each event's source batch, whose partition says which
+	// scale-out task takes it.
+	src [batchSize]*batch
 	// release is the source batches whose last event is in this merged
 	// batch: processed with it, they go back to the pool.
 	release []*batch
@@ -98,7 +101,14 @@ func (q *partQueue) head() (int64, bool) {
 
 // merger is the dispatcher's merge state.
 type merger struct {
-	parts []*partQueue
+	// strict: never go on without a partition that is behind, however
+	// long its reader is stuck. With repartition topics the input tasks
+	// must move through event time together (see spanFull): one that fell
+	// behind would forward its events late to every repartition task. A
+	// stuck partition then holds every task, as a stuck source holds a
+	// stream processor's watermark.
+	strict bool
+	parts  []*partQueue
 	pool  chan *mbatch
 	cur   *mbatch
 }
@@ -196,7 +206,7 @@ func (p *Pipeline) mergeReady(all bool) time.Time {
 				if q.waiting.IsZero() {
 					q.waiting = now
 				}
-				if now.Sub(q.waiting) >= mergeWait {
+				if now.Sub(q.waiting) >= mergeWait && !m.strict {
 					continue // stuck: go on without it
 				}
 				if w := q.waiting.Add(mergeWait); until.IsZero() || w.Before(until) {
@@ -257,7 +267,7 @@ func (p *Pipeline) emit(b *batch, ev *event.Event) {
 	// A full merged batch is handed on only when the next event comes,
 	// so that the batch just finished by the last emit can still take
 	// the release of its source (see releaseNow).
-	if m.cur != nil && m.cur.n == batchSize {
+	if m.cur != nil && (m.cur.n == batchSize || p.spanFull(m.cur, ev)) {
 		p.flushMerged()
 	}
 	if m.cur == nil {
@@ -266,6 +276,7 @@ func (p *Pipeline) emit(b *batch, ev *event.Event) {
 	}
 	c := m.cur
 	c.evs[c.n] = ev
+	c.src[c.n] = b
 	c.n++
 	if b.fetched.Before(c.fetched) {
 		c.fetched, c.fetch = b.fetched, b.fetch

@@ -40,7 +40,7 @@ type metrics struct {
 	// left to read of the restore in progress, the last restore's
 	// duration (ns); records read from and written to the changelog, and
 	// events produced to the repartition topics.
-	tasks, restoring, restoreRemaining, lastRestore atomic.Int64
+	tasks, restoring, restoreRemaining, lastRestore  atomic.Int64
 	restoredRecords, changelogRecords, repartitioned atomic.Uint64
 	// resident is each shard's entities in memory.
 	resident []atomic.Int64

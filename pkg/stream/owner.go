@@ -144,8 +144,17 @@ func (s *shard) run(p *Pipeline, wg *sync.WaitGroup) {
 
 func (s *shard) process(p *Pipeline, b *mbatch) {
 	s.span = b.span.SpanContext()
-	for _, ev := range b.evs[:b.n] {
-		s.engine.Process(ev)
+	if s.t != nil {
+		// A task takes its partition's events only.
+		for i, ev := range b.evs[:b.n] {
+			if b.src[i].part == s.t.part {
+				s.engine.Process(ev)
+			}
+		}
+	} else {
+		for _, ev := range b.evs[:b.n] {
+			s.engine.Process(ev)
+		}
 	}
 	if err := s.engine.Err(); err != nil {
 		// The store failed to give an entity back: state is no longer
@@ -154,7 +163,7 @@ func (s *shard) process(p *Pipeline, b *mbatch) {
 		p.fail(fmt.Errorf("state store: %w", err))
 	}
 	if s.t != nil && s.t.tag == tagInput && p.tasks.out != nil {
-		if err := s.t.forward(context.Background(), p.tasks, b); err != nil {
+		if err := s.t.forward(context.Background(), p.tasks, p.m, b); err != nil {
 			p.fail(err)
 		}
 	}
@@ -215,6 +224,7 @@ func (p *Pipeline) own() {
 		for _, s := range p.shards {
 			if s.t != nil {
 				<-s.t.done
+				p.log.Debug("task stopped", "partition", s.t.part.String(), "late", s.engine.Stats().Late, "watermark", s.engine.Watermark())
 			}
 		}
 	}()
@@ -244,17 +254,13 @@ func (p *Pipeline) own() {
 				it.ckpt <- p.checkpoint()
 			case it.tasks != nil:
 				pos, err := p.assignTasks(it.assign)
+				p.merge.assign(it.assign)
 				it.tasks <- taskReply{pos, err}
 			case it.assign != nil:
 				p.merge.assign(it.assign)
 			case it.idle:
-				if p.tasks == nil {
-					p.idle(it.part)
-					merge(false)
-				}
-			case p.tasks != nil:
-				p.route(it.b)
-				p.maybeCheckpoint(p.sinceCkpt >= p.cfg.State.CheckpointEvents)
+				p.idle(it.part)
+				merge(false)
 			default:
 				p.add(it.b)
 				merge(false)
@@ -277,6 +283,10 @@ func (p *Pipeline) flushMerged() {
 	}
 	p.merge.cur = nil
 	p.sinceCkpt += b.n
+	if p.tasks != nil {
+		p.send(b, p.tasks.touched(b))
+		return
+	}
 	p.send(b, p.shards)
 }
 

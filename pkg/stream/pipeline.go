@@ -139,6 +139,17 @@ type item struct {
 	ckpt chan error
 }
 
+// mergedBatches is how many merged batches may be in the shards at once.
+// With repartition topics, one: every task has forwarded a batch's events
+// before any forwards the next's, so that what reaches a repartition
+// partition is in event-time order within a batch's span (see spanFull).
+func mergedBatches(cfg *config.Config) int {
+	if cfg.ScaleOut.Enabled && len(cfg.ScaleOut.Repartition) > 0 {
+		return 1
+	}
+	return 8
+}
+
 // taskReply answers an assignment of scale-out tasks.
 type taskReply struct {
 	positions map[state.Partition]int64
@@ -169,7 +180,7 @@ func New(opts Options) (*Pipeline, error) {
 		pseudo:     opts.Pseudonymizer,
 		positions:  map[state.Partition]int64{},
 		pool:       newPool(0),
-		merge:      newMerger(8),
+		merge:      newMerger(mergedBatches(opts.Config)),
 		in:         make(chan item, 8),
 		durableC:   make(chan struct{}, 1),
 		processed:  opts.Processed,
@@ -187,6 +198,7 @@ func New(opts Options) (*Pipeline, error) {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
 	}
+	p.merge.strict = mergedBatches(opts.Config) == 1
 	n := max(opts.Config.Engine.Shards, 1)
 	if opts.Config.ScaleOut.Enabled {
 		n = 0 // tasks come with their partitions
@@ -634,10 +646,17 @@ func (p *Pipeline) checkpointNow() error {
 	return <-done
 }
 
+// topicNames is every topic read: the input topics, and with scale-out
+// the repartition topics.
 func topicNames(cfg *config.Config) []string {
 	var out []string
 	for _, t := range cfg.Kafka.Topics {
 		out = append(out, t.Name)
+	}
+	if cfg.ScaleOut.Enabled {
+		for _, k := range cfg.ScaleOut.Repartition {
+			out = append(out, cfg.ScaleOut.RepartitionTopic(&cfg.Kafka, k))
+		}
 	}
 	return out
 }

@@ -55,6 +55,7 @@ type taskSet struct {
 	cl     *changelog
 	out    *kafka.Writer // repartition producer; nil without routes
 	byPart map[state.Partition]*shard
+	to     []*shard // touched's result
 }
 
 // task is a shard's scale-out identity and buffers. Its fields belong to
@@ -402,25 +403,34 @@ func (p *Pipeline) dropTask(s *shard) {
 	p.log.Info("task released", "partition", t.part.String())
 }
 
-// route hands a batch to its partition's task.
-func (p *Pipeline) route(b *batch) {
-	s := p.tasks.byPart[b.part]
-	if s == nil || b.n == 0 {
-		if s != nil {
-			p.positions[b.part] = b.next
+// touched returns the tasks of the partitions a merged batch holds
+// events of, in a reused slice.
+func (ts *taskSet) touched(b *mbatch) []*shard {
+	ts.to = ts.to[:0]
+	var last *batch
+	for _, src := range b.src[:b.n] {
+		if src == last {
+			continue
 		}
-		p.free(b)
-		return
+		last = src
+		if s := ts.byPart[src.part]; s != nil && !slices.Contains(ts.to, s) {
+			ts.to = append(ts.to, s)
+		}
 	}
-	mb := <-p.merge.pool
-	mb.n, mb.fetched, mb.fetch = b.n, b.fetched, b.fetch
-	for i := range b.n {
-		mb.evs[i] = &b.events[i]
+	return ts.to
+}
+
+// spanFull reports whether ev would stretch the merged batch being filled
+// over more than half the allowed lateness of event time. With
+// repartition topics, that bounds how far apart in event time two input
+// tasks' events can reach a repartition partition (the merged batches are
+// processed one at a time, see New), so the task reading it never sees
+// one as late, even while the input is caught up from far behind.
+func (p *Pipeline) spanFull(c *mbatch, ev *event.Event) bool {
+	if p.tasks == nil || p.tasks.out == nil || c.n == 0 {
+		return false
 	}
-	mb.release = append(mb.release[:0], b)
-	p.positions[b.part] = b.next
-	p.sinceCkpt += b.n
-	p.send(mb, []*shard{s})
+	return ev.Time-c.evs[0].Time > int64(p.cfg.Engine.AllowedLateness.D())/2
 }
 
 // forward produces the batch's events to the repartition topics of the
@@ -429,9 +439,12 @@ func (p *Pipeline) route(b *batch) {
 // committed position never passes an event its other tasks did not get.
 // (A crash between the two produces the events again: at least once for
 // the repartitioned kinds.)
-func (t *task) forward(ctx context.Context, ts *taskSet, b *mbatch) error {
+func (t *task) forward(ctx context.Context, ts *taskSet, m *metrics, b *mbatch) error {
 	t.enc, t.ends, t.msgs = t.enc[:0], t.ends[:0], t.msgs[:0]
-	for _, ev := range b.evs[:b.n] {
+	for j, ev := range b.evs[:b.n] {
+		if b.src[j].part != t.part {
+			continue
+		}
 		for i, kind := range ts.routes {
 			h, ok := ts.router.Hash(kind, ev)
 			if !ok {
@@ -452,9 +465,11 @@ func (t *task) forward(ctx context.Context, ts *taskSet, b *mbatch) error {
 	if len(t.msgs) == 0 {
 		return nil
 	}
+	m.repartitioned.Add(uint64(len(t.msgs)))
 	if err := ts.out.WriteMessages(ctx, t.msgs...); err != nil {
 		return fmt.Errorf("produce to repartition topics: %w", err)
 	}
+	clear(t.msgs) // no references to enc past the call
 	return nil
 }
 

@@ -1,7 +1,13 @@
 package stream
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
 	"encoding/json"
+	"github.com/exfilguard/exfilguard/pkg/replay"
 	"reflect"
 	"slices"
 	"strings"
@@ -74,4 +80,95 @@ func TestTaskStateMovesThroughTheChangelog(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("moved run gave %d alerts, one replica %d; first difference:\n%s", len(got), len(want), firstDiff(got, want))
 	}
+}
+
+// fanOutEvents is four days of 200 principals, each reading a row every
+// ten minutes from its own network, and at noon of the fourth day 120 of
+// them reading from one network (198.51.100.0/24) within ten minutes: a
+// token-forging crawl spread over principals, so over partitions.
+func fanOutEvents() [][]byte {
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	type ev struct {
+		at   time.Time
+		line []byte
+	}
+	var evs []ev
+	line := func(t time.Time, i int, ip string, id int) []byte {
+		return fmt.Appendf(nil, `{"ts":%q,"principal":"u%03d","principal_type":"user","role":"support","source_ip":%q,"object":"public.customers","action":"read","rows":1,"record_ids":["c-%d"],"status":"ok"}`,
+			t.Format(time.RFC3339Nano), i, ip, id)
+	}
+	attack := start.Add(3*24*time.Hour + 12*time.Hour)
+	for step := range 4 * 144 {
+		at := start.Add(time.Duration(step) * 10 * time.Minute)
+		for i := range 200 {
+			t := at.Add(time.Duration(i) * time.Second)
+			evs = append(evs, ev{t, line(t, i, fmt.Sprintf("10.1.%d.5", i), step*1000+i)})
+		}
+		if at.Equal(attack) {
+			for i := range 120 {
+				t := at.Add(time.Duration(i)*3*time.Second + time.Millisecond)
+				evs = append(evs, ev{t, line(t, i, "198.51.100.7", 900000+i)})
+			}
+		}
+	}
+	slices.SortStableFunc(evs, func(a, b ev) int { return a.at.Compare(b.at) })
+	out := make([][]byte, len(evs))
+	for i, e := range evs {
+		out[i] = e.line
+	}
+	return out
+}
+
+// fanOutAlerts returns the fan_out alerts on the attack's network.
+func fanOutAlerts(t testing.TB, b []byte) int {
+	n := 0
+	for _, a := range alertLines(t, b) {
+		e := a["entity"].(map[string]any)
+		if a["rule"] == "fan_out" && e["kind"] == "source_net" && e["key"] == "198.51.100.0/24" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRepartitionCatchesFanOutAcrossPartitions: kept per partition, the
+// attack's network is seen by each task with a sixth of the principals,
+// under fan_out's minimum of 50; routed through the repartition topic, one
+// task sees all 120 and raises fan_out, as a single engine does.
+func TestRepartitionCatchesFanOutAcrossPartitions(t *testing.T) {
+	lines := fanOutEvents()
+	c := cluster(t, 6, []string{"audit"})
+	addrs := c.ListenAddrs()
+	kafkatest.ProduceKeyed(t, addrs, "audit", lines, principalKey)
+
+	if n := fanOutAlerts(t, replayBytes(t, testConfig(addrs, "audit", t.TempDir()), lines)); n == 0 {
+		t.Fatal("a single engine does not see the attack: the workload is wrong")
+	}
+	perPartition := start(t, scaleOutConfig(addrs, "audit", t.TempDir(), "per-partition"), uint64(len(lines)))
+	perPartition.wait(t)
+	perPartition.stop(t)
+	if n := fanOutAlerts(t, perPartition.alerts.Bytes()); n != 0 {
+		t.Errorf("kept per partition, the network raised %d fan_out alerts; want none (no task sees 50 principals)", n)
+	}
+
+	cfg := scaleOutConfig(addrs, "audit", t.TempDir(), "repartitioned")
+	cfg.ScaleOut.Repartition = []string{"source_net", "credential"}
+	routed := start(t, cfg, uint64(len(lines))+uint64(len(lines)))
+	routed.wait(t)
+	st := routed.stop(t)
+	if n := fanOutAlerts(t, routed.alerts.Bytes()); n == 0 {
+		t.Errorf("through the repartition topic, the network raised no fan_out alert")
+	}
+	if st.Late != 0 {
+		t.Errorf("%d late events", st.Late)
+	}
+}
+
+func replayBytes(t testing.TB, cfg *config.Config, lines [][]byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	if _, err := replay.Run(context.Background(), replay.Options{Config: cfg, Input: bytes.NewReader(bytes.Join(lines, []byte("\n"))), Alerts: &out}); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
