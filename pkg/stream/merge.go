@@ -109,8 +109,8 @@ type merger struct {
 	// stream processor's watermark.
 	strict bool
 	parts  []*partQueue
-	pool  chan *mbatch
-	cur   *mbatch
+	pool   chan *mbatch
+	cur    *mbatch
 }
 
 func newMerger(n int) *merger {
