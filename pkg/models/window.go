@@ -26,9 +26,13 @@ type bucket struct {
 // pair is the current and previous bucket's distinct sketch.
 type pair struct{ cur, prev sketch.Distinct }
 
-func (p *pair) rotate() {
+// rotate makes the current sketch the previous one and empties the other
+// as the new current one. Its buffer goes back to the engine's pool when
+// neither of the last two fills needed a quarter of it (see
+// sketch.Distinct.Recycle).
+func (p *pair) rotate(pool *sketch.Pool) {
 	p.cur, p.prev = p.prev, p.cur
-	p.cur.Reset()
+	p.cur.Recycle(pool, &p.prev)
 }
 
 // side returns the previous sketch when prev, else the current one.
@@ -39,9 +43,17 @@ func (p *pair) side(prev bool) *sketch.Distinct {
 	return &p.cur
 }
 
-func (p *pair) reset() {
-	p.cur.Reset()
-	p.prev.Reset()
+// reset empties both sketches (a gap: the entity was idle for a bucket
+// or more), giving back buffers neither fill needed a quarter of.
+func (p *pair) reset(pool *sketch.Pool) {
+	p.prev.Recycle(pool, &p.cur)
+	p.cur.Recycle(pool, nil)
+}
+
+// free empties both sketches and gives their buffers to pool.
+func (p *pair) free(pool *sketch.Pool) {
+	p.cur.Free(pool)
+	p.prev.Free(pool)
 }
 
 // never is the threshold of a check that is off.

@@ -104,7 +104,11 @@ type Distinct struct {
 // bucket inside a 1h one) stop early: a hash that does not change a sketch
 // cannot change any sketch of a superset, whose entries (sparse) or
 // registers (dense) are at least as large.
-func (d *Distinct) Add(h uint64) bool {
+func (d *Distinct) Add(h uint64) bool { return d.AddWith(h, nil) }
+
+// AddWith is Add drawing the buffers it needs from p, and giving p the
+// table a growing sparse set leaves behind. p may be nil.
+func (d *Distinct) AddWith(h uint64, p *Pool) bool {
 	n := len(d.buf)
 	if n == denseWords {
 		j := uint32(h >> (64 - precision))
@@ -117,7 +121,7 @@ func (d *Distinct) Add(h uint64) bool {
 		if added, fits := d.addInline(e); fits {
 			return added
 		}
-		d.spill(e)
+		d.spill(e, p)
 		return true
 	}
 	if d.in[0] != 0 {
@@ -137,7 +141,7 @@ func (d *Distinct) Add(h uint64) bool {
 		i++
 	}
 	if 4*(n+1) > 3*len(t) {
-		d.grow(e)
+		d.grow(e, p)
 		return true
 	}
 	t[i&mask] = e
@@ -185,9 +189,9 @@ func (d *Distinct) addInline(e uint32) (added, fits bool) {
 
 // spill turns the full inline form into the sparse one, with new entry e:
 // five entries in a table of all the buffer's slots.
-func (d *Distinct) spill(e uint32) {
+func (d *Distinct) spill(e uint32, p *Pool) {
 	if cap(d.buf) < minTable {
-		d.buf = make([]uint32, 0, minTable)
+		d.buf = p.get(minTable)
 	}
 	t := d.buf[:cap(d.buf)]
 	clear(t) // what a previous fill left
@@ -201,14 +205,16 @@ func (d *Distinct) spill(e uint32) {
 
 // grow adds new entry e to the sparse set whose table is full: it doubles
 // the table, or at 256 slots makes the sketch dense.
-func (d *Distinct) grow(e uint32) {
+func (d *Distinct) grow(e uint32, p *Pool) {
 	n := len(d.buf)
 	old := d.buf[:cap(d.buf)]
 	if len(old) >= denseWords {
 		d.densify(old, []uint32{e}, n+1)
 		return
 	}
-	t := make([]uint32, 2*len(old))
+	t := p.get(2 * len(old))
+	t = t[:cap(t)]
+	clear(t)
 	for _, x := range old {
 		if x != 0 {
 			insert(t, x)
@@ -216,6 +222,7 @@ func (d *Distinct) grow(e uint32) {
 	}
 	insert(t, e)
 	d.buf = t[:n+1]
+	p.put(old)
 }
 
 // addSorted adds e to the sorted sparse form: any new entry makes it dense.
@@ -243,6 +250,52 @@ func (d *Distinct) Estimate() float64 {
 func (d *Distinct) Reset() {
 	d.buf = d.buf[:0]
 	d.in = [inlineN]uint32{}
+}
+
+// Recycle empties the sketch like Reset, but gives its buffer to p when
+// the buffer is at least four times the table that the larger of its fill
+// and next's calls for (next, which may be nil, is the sketch whose fill
+// best predicts this one's next: a bucket's neighbour). A bucket that was
+// busy once then holds no more than its recent fills need, and the buffer
+// serves a busier sketch; if this one gets busy again, it takes one from
+// p. With a nil p it is Reset.
+func (d *Distinct) Recycle(p *Pool, next *Distinct) {
+	if c := cap(d.buf); p != nil && c > 0 {
+		need := d.need()
+		if next != nil {
+			need = max(need, next.need())
+		}
+		if 4*need <= c {
+			p.put(d.buf)
+			d.buf = nil
+		}
+	}
+	d.Reset()
+}
+
+// Free empties the sketch and gives its buffer to p (a nil p leaves it to
+// the GC): for a sketch that is done with, such as a forgotten entity's.
+func (d *Distinct) Free(p *Pool) {
+	p.put(d.buf)
+	*d = Distinct{}
+}
+
+// need returns the buffer slots the sketch's entries call for: none for
+// the inline form, a table holding them at most 3/4 full, or denseWords
+// once dense.
+func (d *Distinct) need() int {
+	n := len(d.buf)
+	if n == 0 {
+		return 0
+	}
+	if n == denseWords || d.in[0] == sortedMark {
+		return denseWords
+	}
+	size := minTable
+	for 4*n > 3*size {
+		size *= 2
+	}
+	return size
 }
 
 // SizeBytes returns the heap bytes held by the sketch, excluding the struct.
