@@ -126,3 +126,65 @@ func BenchmarkCheckpoint(b *testing.B) {
 	b.ReportMetric(float64(bytes)/1e6, "MB/op")
 	b.ReportMetric(float64(bytes)/float64(written), "B/entity")
 }
+
+// BenchmarkRunScaleOut measures one replica with scale_out on: one million
+// simulated events keyed by principal on six partitions, consumed by six
+// tasks (each with its own engine, on the two cores), without and with
+// the source network and the credential routed through repartition
+// topics, and the same topic read without scale_out for comparison.
+// Events/s counts input events; with repartitioning every routed event is
+// processed a second time by its repartition task (routed/s).
+//
+//	go test -run '^$' -bench BenchmarkRunScaleOut -benchtime 1x ./pkg/stream/
+func BenchmarkRunScaleOut(b *testing.B) {
+	const n = 1_000_000
+	events := simEvents(b, n)
+	routed := 0
+	dec := event.NewNative(event.Limits{})
+	var ev event.Event
+	for _, e := range events {
+		if dec.Decode(e, &ev) == nil {
+			if ev.SourceIP.IsValid() {
+				routed++
+			}
+			if ev.Credential != "" {
+				routed++
+			}
+		}
+	}
+	c := kafkatest.Cluster(b, 6, []string{"audit"})
+	kafkatest.ProduceKeyed(b, c.ListenAddrs(), "audit", events, principalKey)
+	events = nil
+	group := 0
+	for _, mode := range []string{"off", "tasks", "tasks+repartition"} {
+		b.Run("scale_out="+mode, func(b *testing.B) {
+			for range b.N {
+				group++
+				cfg := testConfig(c.ListenAddrs(), "audit", b.TempDir())
+				cfg.Kafka.GroupID = fmt.Sprintf("bench-so-%d", group)
+				cfg.State.CheckpointInterval = config.Duration(10 * time.Second)
+				cfg.State.CheckpointEvents = 1_000_000
+				cfg.State.MemTableBytes = 16 << 20
+				want := uint64(n)
+				switch mode {
+				case "tasks":
+					cfg.ScaleOut.Enabled = true
+				case "tasks+repartition":
+					cfg.ScaleOut.Enabled = true
+					cfg.ScaleOut.Repartition = []string{"source_net", "credential"}
+					want += uint64(routed)
+				}
+				t0 := time.Now()
+				r := start(b, cfg, want)
+				r.wait(b)
+				el := time.Since(t0)
+				st := r.stop(b)
+				b.ReportMetric(float64(n)/el.Seconds(), "events/s")
+				if want > n {
+					b.ReportMetric(float64(want-n)/el.Seconds(), "routed/s")
+				}
+				b.ReportMetric(float64(st.Late), "late")
+			}
+		})
+	}
+}

@@ -103,8 +103,8 @@ func (q *partQueue) head() (int64, bool) {
 type merger struct {
 	// strict: never go on without a partition that is behind, however
 	// long its reader is stuck. With repartition topics the input tasks
-	// must move through event time together (see spanFull): one that fell
-	// behind would forward its events late to every repartition task. A
+	// must move through event time together (see forward.go): one that
+	// fell behind would reach every repartition task late. A
 	// stuck partition then holds every task, as a stuck source holds a
 	// stream processor's watermark.
 	strict bool
@@ -267,7 +267,7 @@ func (p *Pipeline) emit(b *batch, ev *event.Event) {
 	// A full merged batch is handed on only when the next event comes,
 	// so that the batch just finished by the last emit can still take
 	// the release of its source (see releaseNow).
-	if m.cur != nil && (m.cur.n == batchSize || p.spanFull(m.cur, ev)) {
+	if m.cur != nil && m.cur.n == batchSize {
 		p.flushMerged()
 	}
 	if m.cur == nil {

@@ -162,11 +162,6 @@ func (s *shard) process(p *Pipeline, b *mbatch) {
 		// last checkpoint.
 		p.fail(fmt.Errorf("state store: %w", err))
 	}
-	if s.t != nil && s.t.tag == tagInput && p.tasks.out != nil {
-		if err := s.t.forward(context.Background(), p.tasks, p.m, b); err != nil {
-			p.fail(err)
-		}
-	}
 	p.resolve(s)
 	if s.t != nil {
 		p.taskMetrics(s)
@@ -186,11 +181,16 @@ func (s *shard) process(p *Pipeline, b *mbatch) {
 		// made durable so that idle entities can leave memory.
 		p.needCkpt.Store(true)
 	}
+	p.done(b)
+}
+
+// done releases a merged batch once every shard (and the forwarder) is
+// done with it: the last one accounts for it and frees it and the source
+// batches whose last event it held.
+func (p *Pipeline) done(b *mbatch) {
 	if b.pending.Add(-1) > 0 {
 		return
 	}
-	// The last shard done with the batch accounts for it and frees it
-	// and the source batches whose last event it held.
 	n := b.n
 	p.latency.Observe(p.now().Sub(b.fetched).Seconds())
 	b.span.End()
@@ -212,6 +212,11 @@ func (s *shard) process(p *Pipeline, b *mbatch) {
 // or on request. It returns when p.in is closed, after the shards.
 func (p *Pipeline) own() {
 	var wg sync.WaitGroup
+	if p.fwd != nil {
+		fwdDone := make(chan struct{})
+		go func() { defer close(fwdDone); p.fwd.run(p) }()
+		defer func() { close(p.fwd.in); <-fwdDone }()
+	}
 	for _, s := range p.shards {
 		wg.Add(1)
 		go s.run(p, &wg)
@@ -293,11 +298,18 @@ func (p *Pipeline) flushMerged() {
 // send hands a merged batch to the shards that process it; the last one
 // done releases it.
 func (p *Pipeline) send(b *mbatch, to []*shard) {
-	b.pending.Store(int32(len(to)))
+	fwd := int32(0)
+	if p.fwd != nil {
+		fwd = 1
+	}
+	b.pending.Store(int32(len(to)) + fwd)
 	_, b.span = p.tracer.Start(trace.ContextWithSpanContext(context.Background(), b.fetch), "process batch",
 		trace.WithAttributes(attribute.Int("exfilguard.events", b.n), attribute.Int("exfilguard.shards", len(to))))
 	for _, s := range to {
 		s.in <- shardItem{b: b}
+	}
+	if p.fwd != nil {
+		p.fwd.in <- fwdItem{b: b}
 	}
 }
 
@@ -349,6 +361,10 @@ func (p *Pipeline) checkpoint() error {
 		if e := <-bar.done; e != nil && err == nil {
 			err = e
 		}
+	}
+	// What the positions cover has reached the repartition topics.
+	if err == nil {
+		err = p.flushForwarder()
 	}
 	// Every shard is waiting at the barrier: nothing emits alerts now.
 	// They must be durable in the outbox before the positions that

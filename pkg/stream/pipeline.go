@@ -88,6 +88,7 @@ type Pipeline struct {
 	builders   []*alerts.Builder
 	pseudo     *alerts.Pseudonymizer
 	tasks      *taskSet
+	fwd        *forwarder // repartition producer; nil without routed kinds
 	deliver    *alerts.Deliverer
 	detections map[string]uint64
 	raised     map[alertKey]uint64
@@ -139,17 +140,6 @@ type item struct {
 	ckpt chan error
 }
 
-// mergedBatches is how many merged batches may be in the shards at once.
-// With repartition topics, one: every task has forwarded a batch's events
-// before any forwards the next's, so that what reaches a repartition
-// partition is in event-time order within a batch's span (see spanFull).
-func mergedBatches(cfg *config.Config) int {
-	if cfg.ScaleOut.Enabled && len(cfg.ScaleOut.Repartition) > 0 {
-		return 1
-	}
-	return 8
-}
-
 // taskReply answers an assignment of scale-out tasks.
 type taskReply struct {
 	positions map[state.Partition]int64
@@ -180,7 +170,7 @@ func New(opts Options) (*Pipeline, error) {
 		pseudo:     opts.Pseudonymizer,
 		positions:  map[state.Partition]int64{},
 		pool:       newPool(0),
-		merge:      newMerger(mergedBatches(opts.Config)),
+		merge:      newMerger(8),
 		in:         make(chan item, 8),
 		durableC:   make(chan struct{}, 1),
 		processed:  opts.Processed,
@@ -198,7 +188,7 @@ func New(opts Options) (*Pipeline, error) {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
 	}
-	p.merge.strict = mergedBatches(opts.Config) == 1
+	p.merge.strict = opts.Config.ScaleOut.Enabled && len(opts.Config.ScaleOut.Repartition) > 0
 	n := max(opts.Config.Engine.Shards, 1)
 	if opts.Config.ScaleOut.Enabled {
 		n = 0 // tasks come with their partitions
@@ -407,6 +397,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		topics = p.tasks.topics
 		if p.tasks.out != nil {
 			defer p.tasks.out.Close()
+			p.fwd = newForwarder(p.tasks)
 		}
 	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{

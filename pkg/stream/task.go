@@ -13,7 +13,6 @@ import (
 
 	"github.com/exfilguard/exfilguard/pkg/alerts"
 	"github.com/exfilguard/exfilguard/pkg/config"
-	"github.com/exfilguard/exfilguard/pkg/event"
 	"github.com/exfilguard/exfilguard/pkg/models"
 	"github.com/exfilguard/exfilguard/pkg/state"
 )
@@ -76,10 +75,6 @@ type task struct {
 	deletes []uint64
 	// What the task last added to the pipeline-wide gauges.
 	resident, late, future int64
-	// Repartition buffers, reused.
-	msgs []kafka.Message
-	enc  []byte
-	ends []int
 }
 
 func newTaskSet(cfg *config.Config, d *kafka.Dialer, parts int) *taskSet {
@@ -418,59 +413,6 @@ func (ts *taskSet) touched(b *mbatch) []*shard {
 		}
 	}
 	return ts.to
-}
-
-// spanFull reports whether ev would stretch the merged batch being filled
-// over more than half the allowed lateness of event time. With
-// repartition topics, that bounds how far apart in event time two input
-// tasks' events can reach a repartition partition (the merged batches are
-// processed one at a time, see New), so the task reading it never sees
-// one as late, even while the input is caught up from far behind.
-func (p *Pipeline) spanFull(c *mbatch, ev *event.Event) bool {
-	if p.tasks == nil || p.tasks.out == nil || c.n == 0 {
-		return false
-	}
-	return ev.Time-c.evs[0].Time > int64(p.cfg.Engine.AllowedLateness.D())/2
-}
-
-// forward produces the batch's events to the repartition topics of the
-// kinds routed through them, keyed by the entity, and waits for the
-// brokers: the checkpoint that covers the batch comes after, so a
-// committed position never passes an event its other tasks did not get.
-// (A crash between the two produces the events again: at least once for
-// the repartitioned kinds.)
-func (t *task) forward(ctx context.Context, ts *taskSet, m *metrics, b *mbatch) error {
-	t.enc, t.ends, t.msgs = t.enc[:0], t.ends[:0], t.msgs[:0]
-	for j, ev := range b.evs[:b.n] {
-		if b.src[j].part != t.part {
-			continue
-		}
-		for i, kind := range ts.routes {
-			h, ok := ts.router.Hash(kind, ev)
-			if !ok {
-				continue
-			}
-			t.enc = binary.BigEndian.AppendUint64(t.enc, h)
-			t.enc = append(t.enc, byte(i+1))
-			t.enc = event.AppendInternal(t.enc, ev)
-			t.ends = append(t.ends, len(t.enc))
-		}
-	}
-	start := 0
-	for _, end := range t.ends {
-		rec := t.enc[start:end]
-		t.msgs = append(t.msgs, kafka.Message{Topic: ts.topics[rec[8]], Key: rec[:8], Value: rec[9:]})
-		start = end
-	}
-	if len(t.msgs) == 0 {
-		return nil
-	}
-	m.repartitioned.Add(uint64(len(t.msgs)))
-	if err := ts.out.WriteMessages(ctx, t.msgs...); err != nil {
-		return fmt.Errorf("produce to repartition topics: %w", err)
-	}
-	clear(t.msgs) // no references to enc past the call
-	return nil
 }
 
 // taskWriter writes a task's part of a checkpoint to its space in the
