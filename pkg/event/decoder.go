@@ -85,11 +85,18 @@ func NewDecoder(format string, l Limits, o Options) (Decoder, error) {
 func Formats() []string {
 	out := make([]string, 0, len(formats))
 	for n := range formats {
-		out = append(out, n)
+		if n != InternalFormat {
+			out = append(out, n)
+		}
 	}
 	slices.Sort(out)
 	return out
 }
+
+// InternalFormat is the detector's own format on its repartition topics
+// (internal.go). Formats leaves it out: no producer writes it, and an
+// input topic configured with it would be a mistake.
+const InternalFormat = "exfilguard_internal"
 
 // FormatDoc returns the one-line description of a format.
 func FormatDoc(format string) string { return formats[format].doc }

@@ -158,7 +158,7 @@ type Internal struct {
 var _ Decoder = (*Internal)(nil)
 
 func init() {
-	register("exfilguard_internal", "the detector's own repartition records (not for producers)",
+	register(InternalFormat, "the detector's own repartition records (not for producers)",
 		func(l Limits, _ Options) (Decoder, error) { return NewInternal(l), nil })
 }
 

@@ -472,8 +472,11 @@ func TestInternalNotInAuto(t *testing.T) {
 	if slices.Contains(autoNames[:], "exfilguard_internal") {
 		t.Fatal("auto reads the internal format")
 	}
-	if !slices.Contains(Formats(), "exfilguard_internal") {
-		t.Fatal("exfilguard_internal is not registered")
+	if slices.Contains(Formats(), InternalFormat) {
+		t.Fatal("exfilguard_internal is offered as an input format")
+	}
+	if _, err := NewDecoder(InternalFormat, Limits{}, Options{}); err != nil {
+		t.Fatalf("exfilguard_internal is not registered: %v", err)
 	}
 	a, err := NewDecoder("auto", Limits{}, Options{LogLinePrefix: "%m [%p] %q%u@%d "})
 	if err != nil {

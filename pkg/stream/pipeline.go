@@ -551,7 +551,7 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 // topic returns the config of an input topic.
 func (p *Pipeline) topic(name string) config.Topic {
 	if p.tasks != nil && p.tasks.tagOf(name) > tagInput {
-		return config.Topic{Name: name, Format: "exfilguard_internal"}
+		return config.Topic{Name: name, Format: event.InternalFormat}
 	}
 	for _, t := range p.cfg.Kafka.Topics {
 		if t.Name == name {
@@ -563,7 +563,7 @@ func (p *Pipeline) topic(name string) config.Topic {
 
 func (p *Pipeline) format(topic string) string {
 	if p.tasks != nil && p.tasks.tagOf(topic) > tagInput {
-		return "exfilguard_internal"
+		return event.InternalFormat
 	}
 	for _, t := range p.cfg.Kafka.Topics {
 		if t.Name == topic {
