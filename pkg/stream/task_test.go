@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -13,8 +14,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/exfilguard/exfilguard/internal/kafkatest"
 	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/state"
 )
 
 // principalKey keys a native event by its principal, as a shipper
@@ -171,4 +176,109 @@ func replayBytes(t testing.TB, cfg *config.Config, lines [][]byte) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// TestRestoreSkipsAnInterruptedCheckpoint: records after a task's last
+// marker in the changelog are a checkpoint a crash cut short, whose
+// positions were never committed. A restore keeps the version of an entity
+// written before the marker, and applies a record after it only for an
+// entity it knows no older version of (compaction may have removed it): at
+// least once, never lost.
+func TestRestoreSkipsAnInterruptedCheckpoint(t *testing.T) {
+	lines := sampleLines(t)[:40000]
+	c := cluster(t, 6, []string{"audit"})
+	addrs := c.ListenAddrs()
+	kafkatest.ProduceKeyed(t, addrs, "audit", lines, principalKey)
+	cfg := scaleOutConfig(addrs, "audit", t.TempDir(), "torn")
+	a := start(t, cfg, uint64(len(lines)))
+	a.wait(t)
+	a.stop(t)
+
+	// What partition 0's task wrote, up to its last marker.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"torn-changelog": {0: kgo.NewOffset().AtStart()}}),
+		kgo.DefaultProduceTopic("torn-changelog"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	first, end, err := newChangelog(cfg, mustDialer(t, cfg)).offsets(ctx, 0)
+	if err != nil || first != 0 || end == 0 {
+		t.Fatalf("changelog offsets %d..%d: %v", first, end, err)
+	}
+	latest := map[string][]byte{}
+	var marker int64
+	for read := int64(0); read < end; {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			read++
+			if r.Key[0] != tagInput {
+				return
+			}
+			if r.Key[1] == clMarker {
+				marker, _ = parseMarker(r.Value)
+				return
+			}
+			latest[string(r.Key)] = r.Value
+		})
+	}
+	var known []byte
+	for k := range latest {
+		if k[1] == clEntity {
+			known = []byte(k)
+			break
+		}
+	}
+	fresh := clEntityKey(tagInput, 0xfeedface)
+	freshValue := append(binary.BigEndian.AppendUint64(nil, 1), "not decoded by a restore"...)
+	// The cut checkpoint: a newer version of a known entity and a new one,
+	// no marker.
+	for _, r := range []*kgo.Record{{Key: known, Value: []byte("torn version")}, {Key: fresh, Value: freshValue}} {
+		r.Partition = 0
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Another replica restores partition 0.
+	cfg.State.Dir = t.TempDir()
+	store, err := state.Open(state.Options{Dir: cfg.State.Dir, MemTableBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	p, err := New(Options{Config: cfg, Store: store, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.tasks = newTaskSet(cfg, p.dialer, 6)
+	part := state.Partition{Topic: "audit", Partition: 0}
+	if err := p.restoreTask(tagInput, part); err != nil {
+		t.Fatal(err)
+	}
+	view := store.Space(space(tagInput, 0))
+	got, ok, err := view.LoadEntity(binary.BigEndian.Uint64(known[2:]), nil)
+	if err != nil || !ok || !bytes.Equal(got, latest[string(known)][8:]) {
+		t.Errorf("known entity restored as %q (%v, %v), want its version before the marker", got, ok, err)
+	}
+	got, ok, err = view.LoadEntity(0xfeedface, nil)
+	if err != nil || !ok || !bytes.Equal(got, freshValue[8:]) {
+		t.Errorf("entity only in the cut checkpoint restored as %q (%v, %v), want it applied", got, ok, err)
+	}
+	pos, err := store.Positions()
+	if err != nil || pos[part] != marker || marker == 0 {
+		t.Errorf("position %d (%v), want the marker's %d", pos[part], err, marker)
+	}
+}
+
+func mustDialer(t testing.TB, cfg *config.Config) *kafka.Dialer {
+	d, err := NewDialer(&cfg.Kafka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
