@@ -67,7 +67,7 @@ func (f *forwarder) forward(b *mbatch, m *metrics) error {
 	input := ts.topics[tagInput]
 	f.enc, f.ends, f.msgs = f.enc[:0], f.ends[:0], f.msgs[:0]
 	for j, ev := range b.evs[:b.n] {
-		if b.src[j].part.Topic != input {
+		if b.part[j].Topic != input {
 			continue
 		}
 		for i, kind := range ts.routes {

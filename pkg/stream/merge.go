@@ -63,9 +63,11 @@ type mbatch struct {
 	pending atomic.Int32
 	n       int
 	evs     [batchSize]*event.Event
-	// src is each event's source batch, whose partition says which
-	// scale-out task takes it.
-	src [batchSize]*batch
+	// part is each event's partition, which says which scale-out task
+	// takes it. A copy, not the source batch's: a task reads the
+	// partitions of other tasks' events, whose source batches may be
+	// released (and refilled) while it does.
+	part [batchSize]state.Partition
 	// release is the source batches whose last event is in this merged
 	// batch: processed with it, they go back to the pool.
 	release []*batch
@@ -276,7 +278,7 @@ func (p *Pipeline) emit(b *batch, ev *event.Event) {
 	}
 	c := m.cur
 	c.evs[c.n] = ev
-	c.src[c.n] = b
+	c.part[c.n] = b.part
 	c.n++
 	if b.fetched.Before(c.fetched) {
 		c.fetched, c.fetch = b.fetched, b.fetch

@@ -147,7 +147,7 @@ func (s *shard) process(p *Pipeline, b *mbatch) {
 	if s.t != nil {
 		// A task takes its partition's events only.
 		for i, ev := range b.evs[:b.n] {
-			if b.src[i].part == s.t.part {
+			if b.part[i] == s.t.part {
 				s.engine.Process(ev)
 			}
 		}

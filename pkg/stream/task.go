@@ -402,13 +402,13 @@ func (p *Pipeline) dropTask(s *shard) {
 // events of, in a reused slice.
 func (ts *taskSet) touched(b *mbatch) []*shard {
 	ts.to = ts.to[:0]
-	var last *batch
-	for _, src := range b.src[:b.n] {
-		if src == last {
+	var last state.Partition
+	for i, part := range b.part[:b.n] {
+		if i > 0 && part == last {
 			continue
 		}
-		last = src
-		if s := ts.byPart[src.part]; s != nil && !slices.Contains(ts.to, s) {
+		last = part
+		if s := ts.byPart[part]; s != nil && !slices.Contains(ts.to, s) {
 			ts.to = append(ts.to, s)
 		}
 	}
