@@ -246,6 +246,22 @@ scale_out:
 		t.Fatal("the single replica raised no alert")
 	}
 	t.Logf("%d alerts, equal; %d raised again after the kill; %d changelog records restored by the survivors", len(want), repeats, int(restored))
+
+	// state inspect finds a principal in the task of its partition, on
+	// whichever replica last held it.
+	inspected := 0
+	for _, r := range reps {
+		var out, errOut bytes.Buffer
+		if run([]string{"state", "inspect", "--config", r.cfg, "--entity", "principal/svc-storefront"}, &out, &errOut) == exitOK {
+			inspected++
+			if !regexp.MustCompile(`── task audit/\d\n`).Match(out.Bytes()) || !bytes.Contains(out.Bytes(), []byte("role        app")) {
+				t.Errorf("state inspect on %s:\n%s", r.name, out.String())
+			}
+		}
+	}
+	if inspected == 0 {
+		t.Error("state inspect found svc-storefront on no replica")
+	}
 }
 
 var assignedRe = regexp.MustCompile(`"msg":"partitions assigned","generation":(\d+),"partitions":(\d+)`)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/exfilguard/exfilguard/pkg/alerts"
+	"github.com/exfilguard/exfilguard/pkg/config"
 	"github.com/exfilguard/exfilguard/pkg/models"
 	"github.com/exfilguard/exfilguard/pkg/state"
 )
@@ -63,7 +64,30 @@ func runState(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
-	if !found {
+	var datas [][]byte
+	var where []string
+	if found {
+		datas, where = append(datas, data), append(where, "")
+	}
+	// With scale_out, each partition's task keeps its own copy (a source
+	// network seen on several partitions is in several).
+	spaces, err := store.EntitySpaces(h)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	for _, ns := range spaces {
+		d, ok, err := store.Space(ns).LoadEntity(h, nil)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFailed
+		}
+		if ok {
+			datas = append(datas, d)
+			where = append(where, spaceName(cfg, ns))
+		}
+	}
+	if len(datas) == 0 {
 		fmt.Fprintf(stderr, "no entity %s/%s in %s (never seen, or forgotten after entity_ttl)\n", kind, key, state.Dir(cfg.State.Dir))
 		return exitFailed
 	}
@@ -77,9 +101,27 @@ func runState(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	if err := eng.Describe(stdout, h, data, alerts.NewPseudonymizer(pkey).Name); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
+	for i, data := range datas {
+		if where[i] != "" {
+			fmt.Fprintf(stdout, "%s── task %s\n", map[bool]string{true: "\n", false: ""}[i > 0], where[i])
+		}
+		if err := eng.Describe(stdout, h, data, alerts.NewPseudonymizer(pkey).Name); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFailed
+		}
 	}
 	return exitOK
+}
+
+// spaceName names a scale-out task's space: its topic and partition.
+func spaceName(cfg *config.Config, ns state.Space) string {
+	tag, part := ns.Task()
+	topic := fmt.Sprintf("topic %d", tag)
+	switch {
+	case tag == 0 && len(cfg.Kafka.Topics) > 0:
+		topic = cfg.Kafka.Topics[0].Name
+	case tag > 0 && tag <= len(cfg.ScaleOut.Repartition):
+		topic = cfg.ScaleOut.RepartitionTopic(&cfg.Kafka, cfg.ScaleOut.Repartition[tag-1])
+	}
+	return fmt.Sprintf("%s/%d", topic, part)
 }

@@ -189,3 +189,32 @@ func (s *Store) ClearSpace(ns Space) error {
 	}
 	return nil
 }
+
+// EntitySpaces returns the task spaces that hold entity h: a full key scan,
+// for tools (state inspect), never the hot path.
+func (s *Store) EntitySpaces(h uint64) ([]Space, error) {
+	if s.readTs.Load() == 0 {
+		return nil, nil
+	}
+	var out []Space
+	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
+	defer txn.Discard()
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSpace}, PrefetchValues: false})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) == 13 && binary.BigEndian.Uint64(k[5:]) == h {
+			out = append(out, Space(binary.BigEndian.Uint32(k[1:])))
+		}
+	}
+	return out, nil
+}
+
+// TaskSpace is the space of a scale-out task: the tag of its topic (0 the
+// input, 1.. the repartition topics) and its partition. Never 0.
+func TaskSpace(tag byte, partition int) Space {
+	return Space(uint32(tag+1)<<24 | uint32(partition)&0xffffff)
+}
+
+// Task returns the tag and partition of a task's space.
+func (ns Space) Task() (tag, partition int) { return int(ns>>24) - 1, int(ns & 0xffffff) }

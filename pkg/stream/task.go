@@ -120,11 +120,8 @@ func newTaskSet(cfg *config.Config, d *kafka.Dialer, parts int) *taskSet {
 // tagOf returns the tag of a topic, or -1.
 func (ts *taskSet) tagOf(topic string) int { return slices.Index(ts.topics, topic) }
 
-// space is a task's space in the store: never 0, which is the kind-shard
-// engine's.
-func space(tag byte, partition int) state.Space {
-	return state.Space(uint32(tag+1)<<24 | uint32(partition)&0xffffff)
-}
+// space is a task's space in the store.
+func space(tag byte, partition int) state.Space { return state.TaskSpace(tag, partition) }
 
 // taskConfig is a task's copy of cfg: its share of the entity cap, which
 // is a replica's when it owns every partition.
