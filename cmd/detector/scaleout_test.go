@@ -300,3 +300,125 @@ func scrape(t *testing.T, listen, name string) float64 {
 	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	return v
 }
+
+// TestScaleOutFanOutThroughRepartition: three `detector run` processes
+// share the group, the source network routed through its repartition
+// topic. After three days of ordinary traffic, 120 principals (so all six
+// partitions, so all three replicas) read from one network within 50
+// seconds: the replica holding that network's repartition partition raises
+// fan_out, which no input task could (each sees about 20 of the
+// principals, under the rule's minimum of 50).
+//
+// The crawl spans less than the allowed lateness: the three replicas
+// forward it concurrently, each in its own order, and whatever the
+// interleaving none of it is late (see docs/scaling.md, "Ordering").
+func TestScaleOutFanOutThroughRepartition(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "detector")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	line := func(at time.Time, i int, ip string, id int) []byte {
+		return fmt.Appendf(nil, `{"ts":%q,"principal":"u%03d","principal_type":"user","role":"support","source_ip":%q,"object":"public.customers","action":"read","rows":1,"record_ids":["c-%d"],"status":"ok"}`,
+			at.Format(time.RFC3339Nano), i, ip, id)
+	}
+	var background, crawl [][]byte
+	for step := range 3 * 144 {
+		at := start.Add(time.Duration(step) * 10 * time.Minute)
+		for i := range 200 {
+			background = append(background, line(at.Add(time.Duration(i)*time.Second), i, fmt.Sprintf("10.1.%d.5", i), step*1000+i))
+		}
+	}
+	for i := range 120 {
+		crawl = append(crawl, line(start.Add(72*time.Hour+time.Duration(i)*400*time.Millisecond), i, "198.51.100.7", 900000+i))
+	}
+	c := kafkatest.Cluster(t, 6, []string{"audit"})
+	addrs := c.ListenAddrs()
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	var logs []string
+	for i := range 3 {
+		p := filepath.Join(dir, fmt.Sprintf("r%d.yml", i))
+		yml := fmt.Sprintf(`kafka:
+  brokers: [%q]
+  group_id: fanout
+  topics: [{name: audit, format: native}]
+  fetch_max_wait: 100ms
+  session_timeout: 6s
+  rebalance_timeout: 10s
+state:
+  dir: %q
+  checkpoint_interval: 500ms
+  memtable_bytes: 8388608
+scale_out:
+  enabled: true
+  repartition: [source_net]
+`, addrs[0], filepath.Join(dir, fmt.Sprintf("r%d", i)))
+		if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, filepath.Join(dir, fmt.Sprintf("r%d.log", i)))
+		cmd, out := startDetector(t, bin, p, logs[i], "")
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	// All three hold tasks of one generation before anything is fed.
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		gens, held := map[int]bool{}, 0
+		for _, l := range logs {
+			gen, parts := lastAssignment(t, l)
+			if parts > 0 {
+				gens[gen] = true
+				held += parts
+			}
+		}
+		if len(gens) == 1 && held == 12 { // six input and six repartition partitions
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group never settled: %v %d", gens, held)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	key := func(v []byte) []byte {
+		var e struct {
+			Principal string `json:"principal"`
+		}
+		_ = json.Unmarshal(v, &e)
+		return []byte(e.Principal)
+	}
+	fed := 0
+	for _, part := range [][][]byte{background, crawl} {
+		kafkatest.ProduceKeyed(t, addrs, "audit", part, key)
+		fed += len(part)
+		for kafkatest.CommittedTotal(t, addrs, "fanout", "audit", 6) < int64(fed) || kafkatest.CommittedTotal(t, addrs, "fanout", "fanout-repartition-source_net", 6) < int64(fed) {
+			if time.Now().After(deadline.Add(5 * time.Minute)) {
+				t.Fatal("input or repartition topic not consumed")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	raised := 0
+	for i, cmd := range cmds {
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("r%d: clean stop: %v", i, err)
+		}
+		for _, a := range parseAlerts(t, outs[i].Bytes()) {
+			e, _ := a["entity"].(map[string]any)
+			if a["rule"] == "fan_out" && e["kind"] == "source_net" && e["key"] == "198.51.100.0/24" {
+				raised++
+			}
+		}
+	}
+	if raised == 0 {
+		t.Error("no replica raised fan_out on the crawl's network")
+	}
+	t.Logf("fan_out on 198.51.100.0/24: %d alerts", raised)
+}

@@ -7,7 +7,9 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -161,4 +163,42 @@ func CommittedTotal(t testing.TB, addrs []string, group, topic string, parts int
 		sum += max(off, 0)
 	}
 	return sum
+}
+
+// FanOutWorkload is four days of 200 principals, each reading a row every
+// ten minutes from its own network, and at noon of the fourth day 120 of
+// them reading from one network (198.51.100.0/24) within ten minutes: a
+// token-forging crawl spread over principals, so over partitions keyed by
+// principal. Native events, in time order.
+func FanOutWorkload() [][]byte {
+	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	type ev struct {
+		at   time.Time
+		line []byte
+	}
+	var evs []ev
+	line := func(t time.Time, i int, ip string, id int) []byte {
+		return fmt.Appendf(nil, `{"ts":%q,"principal":"u%03d","principal_type":"user","role":"support","source_ip":%q,"object":"public.customers","action":"read","rows":1,"record_ids":["c-%d"],"status":"ok"}`,
+			t.Format(time.RFC3339Nano), i, ip, id)
+	}
+	attack := start.Add(3*24*time.Hour + 12*time.Hour)
+	for step := range 4 * 144 {
+		at := start.Add(time.Duration(step) * 10 * time.Minute)
+		for i := range 200 {
+			t := at.Add(time.Duration(i) * time.Second)
+			evs = append(evs, ev{t, line(t, i, fmt.Sprintf("10.1.%d.5", i), step*1000+i)})
+		}
+		if at.Equal(attack) {
+			for i := range 120 {
+				t := at.Add(time.Duration(i)*3*time.Second + time.Millisecond)
+				evs = append(evs, ev{t, line(t, i, "198.51.100.7", 900000+i)})
+			}
+		}
+	}
+	slices.SortStableFunc(evs, func(a, b ev) int { return a.at.Compare(b.at) })
+	out := make([][]byte, len(evs))
+	for i, e := range evs {
+		out[i] = e.line
+	}
+	return out
 }

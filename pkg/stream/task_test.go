@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"time"
 
 	"encoding/json"
@@ -87,43 +86,6 @@ func TestTaskStateMovesThroughTheChangelog(t *testing.T) {
 	}
 }
 
-// fanOutEvents is four days of 200 principals, each reading a row every
-// ten minutes from its own network, and at noon of the fourth day 120 of
-// them reading from one network (198.51.100.0/24) within ten minutes: a
-// token-forging crawl spread over principals, so over partitions.
-func fanOutEvents() [][]byte {
-	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
-	type ev struct {
-		at   time.Time
-		line []byte
-	}
-	var evs []ev
-	line := func(t time.Time, i int, ip string, id int) []byte {
-		return fmt.Appendf(nil, `{"ts":%q,"principal":"u%03d","principal_type":"user","role":"support","source_ip":%q,"object":"public.customers","action":"read","rows":1,"record_ids":["c-%d"],"status":"ok"}`,
-			t.Format(time.RFC3339Nano), i, ip, id)
-	}
-	attack := start.Add(3*24*time.Hour + 12*time.Hour)
-	for step := range 4 * 144 {
-		at := start.Add(time.Duration(step) * 10 * time.Minute)
-		for i := range 200 {
-			t := at.Add(time.Duration(i) * time.Second)
-			evs = append(evs, ev{t, line(t, i, fmt.Sprintf("10.1.%d.5", i), step*1000+i)})
-		}
-		if at.Equal(attack) {
-			for i := range 120 {
-				t := at.Add(time.Duration(i)*3*time.Second + time.Millisecond)
-				evs = append(evs, ev{t, line(t, i, "198.51.100.7", 900000+i)})
-			}
-		}
-	}
-	slices.SortStableFunc(evs, func(a, b ev) int { return a.at.Compare(b.at) })
-	out := make([][]byte, len(evs))
-	for i, e := range evs {
-		out[i] = e.line
-	}
-	return out
-}
-
 // fanOutAlerts returns the fan_out alerts on the attack's network.
 func fanOutAlerts(t testing.TB, b []byte) int {
 	n := 0
@@ -141,7 +103,7 @@ func fanOutAlerts(t testing.TB, b []byte) int {
 // under fan_out's minimum of 50; routed through the repartition topic, one
 // task sees all 120 and raises fan_out, as a single engine does.
 func TestRepartitionCatchesFanOutAcrossPartitions(t *testing.T) {
-	lines := fanOutEvents()
+	lines := kafkatest.FanOutWorkload()
 	c := cluster(t, 6, []string{"audit"})
 	addrs := c.ListenAddrs()
 	kafkatest.ProduceKeyed(t, addrs, "audit", lines, principalKey)
