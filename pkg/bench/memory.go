@@ -15,6 +15,7 @@ import (
 	"github.com/exfilguard/exfilguard/pkg/event"
 	"github.com/exfilguard/exfilguard/pkg/models"
 	"github.com/exfilguard/exfilguard/pkg/state"
+	"github.com/exfilguard/exfilguard/pkg/stream"
 )
 
 // customerNets is the number of /24 networks the customers come from.
@@ -44,6 +45,12 @@ type Memory struct {
 	CheckpointSeconds float64 `json:"checkpoint_seconds"`
 	CheckpointBytes   int64   `json:"checkpoint_bytes"`
 	CheckpointWritten int     `json:"checkpoint_entities"`
+	// BoundedSeconds is the longest pause `detector run` takes with this
+	// many entities resident: a checkpoint of the most entities a shard
+	// may change before one is forced (stream.MaxDirty), written on top
+	// of the store the all-dirty checkpoint filled.
+	BoundedSeconds float64 `json:"bounded_checkpoint_seconds"`
+	BoundedWritten int     `json:"bounded_checkpoint_entities"`
 }
 
 // measureMemory fills one engine with target entities in the mix of
@@ -155,6 +162,36 @@ func measureMemory(target int, dir string) (Memory, error) {
 	}
 	m.CheckpointSeconds = time.Since(start).Seconds()
 	m.CheckpointBytes, m.CheckpointWritten = cs.Bytes, cs.Written
+
+	// A fourth round of customer visits, an hour after the staff's, dirties
+	// up to stream.MaxDirty entities (customers, their networks, the signing key);
+	// a checkpoint is forced at that many, so this is the longest pause.
+	t += int64(2 * time.Hour)
+	visits := min(customers, stream.MaxDirty-min(customers, customerNets)-1)
+	for i := range visits {
+		name = strconv.AppendInt(append(name[:0], "cust-"...), int64(1_000_000_000+i), 10)
+		principal := string(name)
+		ev.Time = t + int64(i)*int64(time.Hour)/int64(visits)
+		ev.Principal, ev.PrincipalType, ev.Role, ev.Credential = principal, event.PrincipalCustomer, "customer", "jwt-kid-2024a"
+		ev.SourceIP = netip.AddrFrom4([4]byte{100, byte(64 + i%60), byte(i / 60 % 256), 1})
+		ev.Object, ev.Rows = "/api/v1/me/orders", 1
+		ev.RecordIDs = append(ev.RecordIDs[:0], xxhash.Sum64String(principal))
+		ev.RecordNums = append(ev.RecordNums[:0], uint64(1_000_000_000+i))
+		e.Process(&ev)
+	}
+	start = time.Now()
+	cp = store.Begin()
+	cs, err = e.Checkpoint(cp)
+	if err == nil {
+		err = cp.Commit(nil)
+	} else {
+		cp.Abort()
+	}
+	if err != nil {
+		store.Close()
+		return m, fmt.Errorf("checkpoint: %w", err)
+	}
+	m.BoundedSeconds, m.BoundedWritten = time.Since(start).Seconds(), cs.Written
 	if err := store.Close(); err != nil {
 		return m, err
 	}

@@ -216,10 +216,11 @@ func (r *Report) Text(w io.Writer) {
 
 	p("Memory per active entity (engine.max_entities raised from the default 100,000 so that all stay resident)\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "entities\tmax_entities\theap B/entity\tRSS B/entity\theap MB\tRSS MB\tcheckpoint s (all dirty)\tcheckpoint MB\t")
+	fmt.Fprintln(tw, "entities\tmax_entities\theap B/entity\tRSS B/entity\theap MB\tRSS MB\tcheckpoint s (all dirty)\tcheckpoint MB\tlongest pause s (entities)\t")
 	for _, m := range r.Memory {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%.0f\t\n", thousands(float64(m.Entities)), thousands(float64(m.MaxEntities)),
-			m.HeapPerEntity, m.RSSPerEntity, float64(m.HeapBytes)/1e6, float64(m.RSSBytes)/1e6, m.CheckpointSeconds, float64(m.CheckpointBytes)/1e6)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%.0f\t%.2f (%s)\t\n", thousands(float64(m.Entities)), thousands(float64(m.MaxEntities)),
+			m.HeapPerEntity, m.RSSPerEntity, float64(m.HeapBytes)/1e6, float64(m.RSSBytes)/1e6, m.CheckpointSeconds, float64(m.CheckpointBytes)/1e6,
+			m.BoundedSeconds, thousands(float64(m.BoundedWritten)))
 	}
 	tw.Flush()
 	p("\nTargets\n")

@@ -199,6 +199,10 @@ func (e *Engine) Restore(data []byte) error {
 	return nil
 }
 
+// Dirty is the number of entities changed since the last checkpoint: what
+// the next one writes.
+func (e *Engine) Dirty() int { return len(e.dirty) }
+
 // evictTarget is what Evict brings the entities in memory down to.
 func (e *Engine) evictTarget() int { return e.maxEntities - e.maxEntities/10 }
 

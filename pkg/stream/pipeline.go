@@ -78,6 +78,9 @@ type Pipeline struct {
 	// The engine shards, each run by its own goroutine (see owner.go).
 	shards   []*shard
 	needCkpt atomic.Bool // a shard is over its entity cap with nothing clean
+	// dirtyCkpt: a shard has maxDirty entities changed since the last
+	// checkpoint.
+	dirtyCkpt atomic.Bool
 
 	// The alert builder, fed by every shard's detections, and the
 	// deliverer that takes its alerts to the sinks; what they raised is
