@@ -111,8 +111,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, t := range p.cfg.Kafka.Topics {
-		counter(c.consumed, float64(m.topic(t.Name).Load()), t.Name, t.Format)
+	for _, t := range topicNames(p.cfg) {
+		counter(c.consumed, float64(m.topic(t).Load()), t, p.format(t))
 	}
 	counter(c.processed, float64(m.events.Load()))
 	for i := range m.byReason {

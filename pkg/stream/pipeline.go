@@ -553,7 +553,7 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 
 // topic returns the config of an input topic.
 func (p *Pipeline) topic(name string) config.Topic {
-	if p.tasks != nil && p.tasks.tagOf(name) > tagInput {
+	if repartitionTopic(p.cfg, name) {
 		return config.Topic{Name: name, Format: event.InternalFormat}
 	}
 	for _, t := range p.cfg.Kafka.Topics {
@@ -565,7 +565,7 @@ func (p *Pipeline) topic(name string) config.Topic {
 }
 
 func (p *Pipeline) format(topic string) string {
-	if p.tasks != nil && p.tasks.tagOf(topic) > tagInput {
+	if repartitionTopic(p.cfg, topic) {
 		return event.InternalFormat
 	}
 	for _, t := range p.cfg.Kafka.Topics {
@@ -638,6 +638,20 @@ func (p *Pipeline) checkpointNow() error {
 	done := make(chan error, 1)
 	p.in <- item{ckpt: done}
 	return <-done
+}
+
+// repartitionTopic reports whether topic is one of scale-out's repartition
+// topics, whose records are the detector's own.
+func repartitionTopic(cfg *config.Config, topic string) bool {
+	if !cfg.ScaleOut.Enabled {
+		return false
+	}
+	for _, k := range cfg.ScaleOut.Repartition {
+		if cfg.ScaleOut.RepartitionTopic(&cfg.Kafka, k) == topic {
+			return true
+		}
+	}
+	return false
 }
 
 // topicNames is every topic read: the input topics, and with scale-out

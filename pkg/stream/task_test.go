@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"encoding/json"
@@ -13,6 +16,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -243,4 +248,47 @@ func mustDialer(t testing.TB, cfg *config.Config) *kafka.Dialer {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestScaleOutReloadAndMetrics: a reload reaches every task's engine and
+// incidents, and /metrics shows the tasks and the repartition topic's
+// consumption.
+func TestScaleOutReloadAndMetrics(t *testing.T) {
+	lines := sampleLines(t)[:20000]
+	c := cluster(t, 3, []string{"audit"})
+	addrs := c.ListenAddrs()
+	kafkatest.ProduceKeyed(t, addrs, "audit", lines, principalKey)
+	cfg := scaleOutConfig(addrs, "audit", t.TempDir(), "reload")
+	cfg.ScaleOut.Repartition = []string{"source_net"}
+	r := start(t, cfg, uint64(len(lines)))
+	r.wait(t)
+	next := *cfg
+	next.Detectors.VolumeSpike.Ratio = cfg.Detectors.VolumeSpike.Ratio * 2
+	if err := r.p.Reload(context.Background(), &next); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := r.p.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"exfilguard_tasks 6\n", // three input partitions, three repartition partitions
+		"exfilguard_restoring_partitions 0\n",
+		`exfilguard_messages_consumed_total{format="exfilguard_internal",topic="reload-repartition-source_net"}`,
+		"exfilguard_repartitioned_events_total ",
+		"exfilguard_changelog_records_total ",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	r.stop(t)
 }
