@@ -42,12 +42,17 @@ func log1p(x float64) float64 {
 	return math.Log1p(x)
 }
 
-func (b *ewma) add(x float64, memory int) {
-	lx := log1p(x)
+func (b *ewma) add(x float64, memory int) { b.addLog(log1p(x), memory, 1/float64(memory)) }
+
+// addLog is add of a total whose log1p is lx; inv is 1/memory, computed
+// once by the caller. The weight is 1/n until memory windows were seen,
+// then 1/memory: exactly max(1/n, 1/memory), without a division once the
+// baseline is mature.
+func (b *ewma) addLog(lx float64, memory int, inv float64) {
 	b.n++
-	a := 1 / float64(b.n)
-	if m := 1 / float64(memory); a < m {
-		a = m
+	a := inv
+	if int64(b.n) < int64(memory) {
+		a = 1 / float64(b.n)
 	}
 	d := lx - float64(b.mu)
 	if b.n == 1 {

@@ -48,6 +48,9 @@ type Engine struct {
 	// per override (profile.go).
 	profiles []*profile
 	prior    [numMeasures]float64
+	// invMemory and invGroupMemory are 1/baseline.memory and
+	// 1/baseline.group_memory (see ewma.addLog).
+	invMemory, invGroupMemory float64
 
 	entities map[uint64]*Entity
 	// pool holds the sketch buffers entities gave back, for the next that
@@ -64,6 +67,10 @@ type Engine struct {
 	jumpVotes int
 	first     int64 // event time of the first event ever processed
 	warm      bool  // the current event is within the warm-up
+
+	// bucketAt is, per horizon, the start of the bucket of the latest
+	// event processed (see Process).
+	bucketAt [config.MaxHorizons]int64
 
 	emit func(*Detection)
 	det  Detection
@@ -136,6 +143,7 @@ func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
 	}
 	e.profiles = newProfiles(cfg)
 	p := cfg.Baseline.Prior
+	e.invMemory, e.invGroupMemory = 1/float64(cfg.Baseline.Memory), 1/float64(cfg.Baseline.GroupMemory)
 	e.prior = [numMeasures]float64{p.Rows, p.SensitiveRows, p.Requests, p.Denied, p.DistinctRecords, p.DistinctPrincipals, p.DistinctObjects}
 	return e, nil
 }
@@ -207,8 +215,15 @@ func (e *Engine) Process(ev *event.Event) {
 	if ev.Object != "" {
 		x.objHash = xxhash.Sum64String(ev.Object)
 	}
+	// Events come nearly in order, so the bucket of the event before is
+	// almost always this one's: a comparison instead of a division per
+	// horizon. (Unsigned, so that t before b, or too far after it to
+	// subtract, computes the bucket.)
 	for hi, w := range e.horizons {
-		x.bucket[hi] = floorTo(t, w)
+		if b := e.bucketAt[hi]; uint64(t-b) >= uint64(w) {
+			e.bucketAt[hi] = floorTo(t, w)
+		}
+		x.bucket[hi] = e.bucketAt[hi]
 	}
 	var refs [numKinds]entityRef
 	n := e.refs(&x, &refs)
@@ -633,6 +648,7 @@ func (e *Engine) close(ent *Entity, hi int) {
 			continue
 		}
 		v := w.closedValue(m, h, prin)
+		lv := log1p(v) // once for the three baselines
 		h.peak[m] = max(h.peak[m], float32(v))
 		if ent.group != nil {
 			ent.group.peak[hi][m] = max(ent.group.peak[hi][m], float32(v))
@@ -640,13 +656,13 @@ func (e *Engine) close(ent *Entity, hi int) {
 		// While a slow leak is suspected, the daily sensitive baseline is
 		// frozen: the leak must not teach the detector that it is normal.
 		if !(hi == e.dayIdx && m == mSensitive && ent.cusum > 0) {
-			h.base[m].add(v, bc.Memory)
+			h.base[m].addLog(lv, bc.Memory, e.invMemory)
 		}
 		if pop != nil {
-			pop[m].add(v, bc.GroupMemory)
+			pop[m].addLog(lv, bc.GroupMemory, e.invGroupMemory)
 		}
 		if peer != nil {
-			peer[m].add(v, bc.GroupMemory)
+			peer[m].addLog(lv, bc.GroupMemory, e.invGroupMemory)
 		}
 	}
 }

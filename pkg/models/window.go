@@ -145,6 +145,24 @@ func (w *window) value(m int, h *history, prin *pair) (cur, prev float64) {
 // closedValue is measure m of the current bucket, as it is fed to
 // baselines when the bucket closes.
 func (w *window) closedValue(m int, h *history, prin *pair) float64 {
-	c, _ := w.value(m, h, prin)
-	return c
+	switch m {
+	case mRows:
+		return float64(w.cur.rows)
+	case mSensitive:
+		return float64(w.cur.sensitive)
+	case mRequests:
+		return float64(w.cur.requests)
+	case mDenied:
+		return float64(w.cur.denied)
+	case mRecords:
+		return h.records.cur.Estimate()
+	case mPrincipals:
+		if prin == nil {
+			return 0
+		}
+		return prin.cur.Estimate()
+	case mObjects:
+		return h.objects.cur.Estimate()
+	}
+	return 0
 }
