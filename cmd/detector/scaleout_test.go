@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/exfilguard/exfilguard/internal/kafkatest"
+	"github.com/exfilguard/exfilguard/pkg/config"
+	"github.com/exfilguard/exfilguard/pkg/event"
+	"github.com/exfilguard/exfilguard/pkg/models"
+	"github.com/exfilguard/exfilguard/pkg/state"
 )
 
 // replica is one `detector run` process of a scale-out group.
@@ -421,4 +428,172 @@ scale_out:
 		t.Error("no replica raised fan_out on the crawl's network")
 	}
 	t.Logf("fan_out on 198.51.100.0/24: %d alerts", raised)
+}
+
+// TestScaleOutKillNineCountsRoutedEventsOnce: one `detector run` with the
+// source network and the credential routed through repartition topics,
+// killed with -9 three times while it works, restarted each time, then
+// let finish. Every kill loses the work since the last checkpoint, and
+// the restart produces those events to the repartition topics again; the
+// repartition tasks skip the copies by their origin. At the end the state
+// of every task counts each event exactly once: the input tasks every
+// event, each repartition task every event of its kind.
+func TestScaleOutKillNineCountsRoutedEventsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "detector")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	lines := kafkatest.Lines(t, "../../testdata/sample/events.jsonl.gz")
+	var nets, creds uint64
+	dec := event.NewNative(event.Limits{})
+	var ev event.Event
+	for _, l := range lines {
+		if dec.Decode(l, &ev) != nil {
+			t.Fatal("sample line does not decode")
+		}
+		if ev.SourceIP.IsValid() {
+			nets++
+		}
+		if ev.Credential != "" {
+			creds++
+		}
+	}
+	c := kafkatest.Cluster(t, 6, []string{"audit"})
+	addrs := c.ListenAddrs()
+	kafkatest.ProduceKeyed(t, addrs, "audit", lines, func(v []byte) []byte {
+		var e struct {
+			Principal string `json:"principal"`
+		}
+		_ = json.Unmarshal(v, &e)
+		return []byte(e.Principal)
+	})
+	cfgPath := filepath.Join(dir, "config.yml")
+	stateDir := filepath.Join(dir, "state")
+	yml := fmt.Sprintf(`kafka:
+  brokers: [%q]
+  group_id: routed
+  topics: [{name: audit, format: native}]
+  fetch_max_wait: 100ms
+  session_timeout: 6s
+  rebalance_timeout: 6s
+state:
+  dir: %q
+  checkpoint_events: 15000
+  checkpoint_interval: 300ms
+  memtable_bytes: 8388608
+  shutdown_timeout: 60s
+scale_out:
+  enabled: true
+  repartition: [source_net, credential]
+`, addrs[0], stateDir)
+	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	total := int64(len(lines))
+	for kill := range 3 {
+		logFile := filepath.Join(dir, fmt.Sprintf("run-%d.log", kill))
+		cmd, _ := startDetector(t, bin, cfgPath, logFile, "")
+		// Kill only a member that holds its partitions (see
+		// TestKillNineLosesNothing on kfake and pending joins).
+		waitLog(t, logFile, `"msg":"partitions assigned","generation":`, `"partitions":18}`)
+		target := min(kafkatest.CommittedTotal(t, addrs, "routed", "audit", 6)+total/8, total*9/10)
+		for kafkatest.CommittedTotal(t, addrs, "routed", "audit", 6) < target {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(time.Now().UnixNano()%200) * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		t.Logf("kill %d after committed offset %d", kill+1, kafkatest.CommittedTotal(t, addrs, "routed", "audit", 6))
+	}
+	listen := freeAddr(t)
+	cmd, _ := startDetector(t, bin, cfgPath, filepath.Join(dir, "run-last.log"), listen)
+	deadline := time.Now().Add(5 * time.Minute)
+	for kafkatest.CommittedTotal(t, addrs, "routed", "audit", 6) < total {
+		if time.Now().After(deadline) {
+			t.Fatal("input not consumed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The repartition topics are consumed to their ends too.
+	for _, topic := range []string{"routed-repartition-source_net", "routed-repartition-credential"} {
+		end := topicEnd(t, addrs, topic)
+		for kafkatest.CommittedTotal(t, addrs, "routed", topic, 6) < end {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not consumed", topic)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	dups := scrape(t, listen, "exfilguard_repartition_duplicates_total")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+
+	s, err := state.Open(state.Options{Dir: stateDir, MemTableBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted [3]uint64
+	for tag := range 3 {
+		for part := range 6 {
+			blob, err := s.Space(state.TaskSpace(byte(tag), part)).Blob("engine")
+			if err != nil || blob == nil {
+				t.Fatalf("task %d/%d: no engine state (%v)", tag, part, err)
+			}
+			e, err := models.New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Restore(blob); err != nil {
+				t.Fatal(err)
+			}
+			counted[tag] += e.Stats().Events
+		}
+	}
+	if want := [3]uint64{uint64(total), nets, creds}; counted != want {
+		t.Errorf("tasks counted %v events (input, source_net, credential), want exactly %v", counted, want)
+	}
+	t.Logf("counted %v; %d routed copies skipped in the last run", counted, int(dups))
+}
+
+// topicEnd is the sum of a topic's partitions' end offsets.
+func topicEnd(t *testing.T, addrs []string, topic string) int64 {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	parts, err := conn.ReadPartitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var end int64
+	for _, p := range parts {
+		pc, err := kafka.DialLeader(context.Background(), "tcp", addrs[0], topic, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := pc.ReadLastOffset()
+		pc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		end += last
+	}
+	return end
 }

@@ -45,6 +45,9 @@ type batch struct {
 	// offs is each event's message offset, for the position of a batch
 	// merged in part.
 	offs [batchSize]int64
+	// src is, for a repartition topic's events, where the input task
+	// read each (see routed.go).
+	src [batchSize]origin
 }
 
 // pool is the set of batches cycling between readers and the shards.

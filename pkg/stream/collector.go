@@ -28,7 +28,7 @@ type collector struct {
 	sinkDelivered, sinkFailed, sinkRetries, sinkDropped, sinkFailing *prometheus.Desc
 	outboxDepth, outboxDropped                                       *prometheus.Desc
 	tasks, restoring, restoreLeft, restored, restoreLast, changelog  *prometheus.Desc
-	repartitioned                                                    *prometheus.Desc
+	repartitioned, duplicates                                        *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -80,6 +80,7 @@ func (p *Pipeline) Register(reg prometheus.Registerer) error {
 		restoreLast:    desc("restore_last_duration_seconds", "Time the last assignment's restores took."),
 		changelog:      desc("changelog_records_total", "Records produced to the changelog by checkpoints."),
 		repartitioned:  desc("repartitioned_events_total", "Events produced to the repartition topics."),
+		duplicates:     desc("repartition_duplicates_total", "Routed events a repartition task skipped: produced again after a crash, counted already."),
 	}
 	for _, m := range []prometheus.Collector{c, p.latency, p.ckptDuration} {
 		if err := reg.Register(m); err != nil {
@@ -98,7 +99,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.late, c.future, c.detections, c.alerts, c.incidents, c.entities, c.evictions,
 		c.checkpoints, c.ckptFail, c.ckptBytes, c.ckptLast, c.lsm, c.vlog, c.ready,
 		c.sinkDelivered, c.sinkFailed, c.sinkRetries, c.sinkDropped, c.sinkFailing,
-		c.outboxDepth, c.outboxDropped, c.tasks, c.restoring, c.restoreLeft, c.restored, c.restoreLast, c.changelog, c.repartitioned} {
+		c.outboxDepth, c.outboxDropped, c.tasks, c.restoring, c.restoreLeft, c.restored, c.restoreLast, c.changelog, c.repartitioned, c.duplicates} {
 		ch <- d
 	}
 }
@@ -154,6 +155,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.restoreLast, time.Duration(m.lastRestore.Load()).Seconds())
 		counter(c.changelog, float64(m.changelogRecords.Load()))
 		counter(c.repartitioned, float64(m.repartitioned.Load()))
+		counter(c.duplicates, float64(m.duplicates.Load()))
 	}
 
 	p.alertMu.Lock()

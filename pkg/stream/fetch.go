@@ -40,6 +40,9 @@ type reader struct {
 	// several records, and recs its reused result.
 	split event.Splitter
 	recs  [][]byte
+	// routed is dec when the partition is a repartition topic's: it
+	// says where each event came from.
+	routed *routedDecoder
 	// limit is input.max_message_bytes: larger messages are dead-lettered
 	// as too_large without being decoded.
 	limit int
@@ -369,6 +372,9 @@ func (r *reader) decode(ctx context.Context, off int64, rec []byte) error {
 	derr := r.dec.Decode(rec, &r.cur.events[r.cur.n])
 	if derr == nil {
 		r.cur.offs[r.cur.n] = off
+		if r.routed != nil {
+			r.cur.src[r.cur.n] = r.routed.src
+		}
 		r.cur.n++
 		return nil
 	}

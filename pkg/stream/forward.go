@@ -24,16 +24,22 @@ import (
 // never passes an event a repartition task did not get. A crash between
 // the two produces the events again: at least once for routed kinds.
 
-// fwdItem is a merged batch to forward, or a checkpoint's flush request.
+// fwdItem is a merged batch to forward, a checkpoint's flush request, or
+// a new generation (whose readers start at a message boundary: the event
+// indexes of origins start again).
 type fwdItem struct {
 	b     *mbatch
 	flush chan error
+	reset bool
 }
 
 type forwarder struct {
-	ts  *taskSet
-	in  chan fwdItem
-	err error // the first failure; every later flush returns it
+	ts *taskSet
+	in chan fwdItem
+	// last is, per input partition, the origin of the last event
+	// forwarded: the next event of the same message is its index + 1.
+	last map[int32]origin
+	err  error // the first failure; every later flush returns it
 	// Reused buffers: each record is the entity hash (the key), the tag
 	// of its topic, then the event in the internal format.
 	msgs []kafka.Message
@@ -42,7 +48,7 @@ type forwarder struct {
 }
 
 func newForwarder(ts *taskSet) *forwarder {
-	return &forwarder{ts: ts, in: make(chan fwdItem, 8)}
+	return &forwarder{ts: ts, in: make(chan fwdItem, 8), last: map[int32]origin{}}
 }
 
 // run is the forwarder's goroutine; it returns when in is closed.
@@ -50,6 +56,10 @@ func (f *forwarder) run(p *Pipeline) {
 	for it := range f.in {
 		if it.flush != nil {
 			it.flush <- f.err
+			continue
+		}
+		if it.reset {
+			clear(f.last)
 			continue
 		}
 		if f.err == nil {
@@ -70,6 +80,11 @@ func (f *forwarder) forward(b *mbatch, m *metrics) error {
 		if b.part[j].Topic != input {
 			continue
 		}
+		o := origin{part: int32(b.part[j].Partition), off: b.off[j]}
+		if last, ok := f.last[o.part]; ok && last.off == o.off {
+			o.k = last.k + 1
+		}
+		f.last[o.part] = o
 		for i, kind := range ts.routes {
 			h, ok := ts.router.Hash(kind, ev)
 			if !ok {
@@ -77,6 +92,7 @@ func (f *forwarder) forward(b *mbatch, m *metrics) error {
 			}
 			f.enc = binary.BigEndian.AppendUint64(f.enc, h)
 			f.enc = append(f.enc, byte(i+1))
+			f.enc = appendOrigin(f.enc, o)
 			f.enc = event.AppendInternal(f.enc, ev)
 			f.ends = append(f.ends, len(f.enc))
 		}

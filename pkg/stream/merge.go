@@ -68,6 +68,11 @@ type mbatch struct {
 	// partitions of other tasks' events, whose source batches may be
 	// released (and refilled) while it does.
 	part [batchSize]state.Partition
+	// off is each event's message offset (the forwarder's provenance);
+	// src, for events of a repartition topic, where the input task read
+	// them (the repartition task's deduplication).
+	off [batchSize]int64
+	src [batchSize]origin
 	// release is the source batches whose last event is in this merged
 	// batch: processed with it, they go back to the pool.
 	release []*batch
@@ -245,7 +250,7 @@ func (p *Pipeline) emitRun(q *partQueue, bounded bool, limit int64) {
 		if bounded && ev.Time > limit {
 			break
 		}
-		p.emit(b, ev)
+		p.emit(b, q.i)
 		q.i++
 	}
 	if q.i < b.n {
@@ -264,7 +269,7 @@ func (p *Pipeline) emitRun(q *partQueue, bounded bool, limit int64) {
 
 // emit adds one event to the merged batch being filled, handing it to the
 // shards when full.
-func (p *Pipeline) emit(b *batch, ev *event.Event) {
+func (p *Pipeline) emit(b *batch, i int) {
 	m := p.merge
 	// A full merged batch is handed on only when the next event comes,
 	// so that the batch just finished by the last emit can still take
@@ -277,8 +282,10 @@ func (p *Pipeline) emit(b *batch, ev *event.Event) {
 		m.cur.n, m.cur.fetched, m.cur.fetch = 0, b.fetched, b.fetch
 	}
 	c := m.cur
-	c.evs[c.n] = ev
+	c.evs[c.n] = &b.events[i]
 	c.part[c.n] = b.part
+	c.off[c.n] = b.offs[i]
+	c.src[c.n] = b.src[i]
 	c.n++
 	if b.fetched.Before(c.fetched) {
 		c.fetched, c.fetch = b.fetched, b.fetch

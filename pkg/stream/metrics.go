@@ -42,6 +42,8 @@ type metrics struct {
 	// events produced to the repartition topics.
 	tasks, restoring, restoreRemaining, lastRestore  atomic.Int64
 	restoredRecords, changelogRecords, repartitioned atomic.Uint64
+	// duplicates: routed events a repartition task had applied already.
+	duplicates atomic.Uint64
 	// resident is each shard's entities in memory.
 	resident []atomic.Int64
 	// lastCkptOK is the Unix nanoseconds of the last committed checkpoint.

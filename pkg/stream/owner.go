@@ -152,10 +152,17 @@ func (s *shard) process(p *Pipeline, b *mbatch) {
 	s.span = b.span.SpanContext()
 	if s.t != nil {
 		// A task takes its partition's events only.
+		routed := s.t.tag != tagInput
 		for i, ev := range b.evs[:b.n] {
-			if b.part[i] == s.t.part {
-				s.engine.Process(ev)
+			if b.part[i] != s.t.part {
+				continue
 			}
+			if routed && !s.t.fresh(b.src[i]) {
+				// Routed again after a crash: counted already.
+				p.m.duplicates.Add(1)
+				continue
+			}
+			s.engine.Process(ev)
 		}
 	} else {
 		for _, ev := range b.evs[:b.n] {
@@ -277,6 +284,9 @@ func (p *Pipeline) own() {
 			case it.tasks != nil:
 				pos, err := p.assignTasks(it.assign)
 				p.merge.assign(it.assign)
+				if p.fwd != nil {
+					p.fwd.in <- fwdItem{reset: true}
+				}
 				it.tasks <- taskReply{pos, err}
 			case it.assign != nil:
 				p.merge.assign(it.assign)

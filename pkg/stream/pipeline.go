@@ -538,6 +538,10 @@ func (p *Pipeline) generation(gen *kafka.Generation, dl *deadLetters) {
 				warn: newLimiter(10*time.Second, p.now), now: p.now, msgs: p.m.topic(topic), lag: p.m.partLag(part),
 				tracer: p.tracer, headers: p.headers, credits: make(chan struct{}, credits),
 			}
+			if repartitionTopic(p.cfg, topic) {
+				r.routed = &routedDecoder{inner: r.dec}
+				r.dec = r.routed
+			}
 			r.split, _ = r.dec.(event.Splitter)
 			readers.Add(1)
 			gen.Start(func(ctx context.Context) {

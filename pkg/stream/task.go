@@ -75,6 +75,9 @@ type task struct {
 	deletes []uint64
 	// What the task last added to the pipeline-wide gauges.
 	resident, late, future int64
+	// seen is, for a repartition topic's task, the last origin applied
+	// from each input partition (routed.go).
+	seen map[int32]origin
 }
 
 func newTaskSet(cfg *config.Config, d *kafka.Dialer, parts int) *taskSet {
@@ -363,6 +366,13 @@ func (p *Pipeline) startTask(tag byte, a state.Partition) error {
 	if err := t.builder.RestoreState(al); err != nil {
 		return err
 	}
+	if b, err := view.Blob("origins"); err != nil {
+		return err
+	} else if b != nil {
+		if err := t.restoreSeen(b); err != nil {
+			return err
+		}
+	}
 	ts.byPart[a] = s
 	p.shards = append(p.shards, s)
 	p.alertMu.Lock()
@@ -494,6 +504,11 @@ func (t *task) checkpoint(p *Pipeline, s *shard, bar *barrier) error {
 	p.alertMu.Unlock()
 	if err := w.PutBlob("alerts", buf); err != nil {
 		return err
+	}
+	if t.tag != tagInput {
+		if err := w.PutBlob("origins", t.appendSeen(nil)); err != nil {
+			return err
+		}
 	}
 	p.m.changelogRecords.Add(uint64(len(t.recs)))
 	return w.flush()
