@@ -43,10 +43,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "detector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDetector(t, dir)
 	lines := kafkatest.Lines(t, "../../testdata/sample/events.jsonl.gz")
 	c := kafkatest.Cluster(t, 1, []string{"audit"})
 	addrs := c.ListenAddrs()
@@ -282,6 +279,16 @@ func (h *hookReceiver) twice() int {
 		}
 	}
 	return n
+}
+
+// buildDetector builds the detector binary into dir.
+func buildDetector(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "detector")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // startDetector starts `detector run`, its logs going to logFile; if the

@@ -46,10 +46,7 @@ func TestFloodKeepsMemoryBounded(t *testing.T) {
 	}
 	entCap := n / 10
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "detector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDetector(t, dir)
 	c := kafkatest.Cluster(t, 2, []string{"audit"})
 	addrs := c.ListenAddrs()
 	events := floodEvents(n)

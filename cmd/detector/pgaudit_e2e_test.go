@@ -90,10 +90,7 @@ func TestPgauditEndToEnd(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "detector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDetector(t, dir)
 	kc := kafkatest.Cluster(t, 1, []string{pgE2ETopic})
 	addrs := kc.ListenAddrs()
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,20 +54,11 @@ func TestScaleOutThreeReplicas(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "detector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDetector(t, dir)
 	lines := kafkatest.Lines(t, "../../testdata/sample/events.jsonl.gz")
 	c := kafkatest.Cluster(t, 6, []string{"audit"})
 	addrs := c.ListenAddrs()
-	key := func(v []byte) []byte {
-		var e struct {
-			Principal string `json:"principal"`
-		}
-		_ = json.Unmarshal(v, &e)
-		return []byte(e.Principal)
-	}
+	key := kafkatest.PrincipalKey
 	config := func(name, group string) string {
 		p := filepath.Join(dir, name+".yml")
 		yml := fmt.Sprintf(`kafka:
@@ -324,10 +314,7 @@ func TestScaleOutFanOutThroughRepartition(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "detector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDetector(t, dir)
 	start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 	line := func(at time.Time, i int, ip string, id int) []byte {
 		return fmt.Appendf(nil, `{"ts":%q,"principal":"u%03d","principal_type":"user","role":"support","source_ip":%q,"object":"public.customers","action":"read","rows":1,"record_ids":["c-%d"],"status":"ok"}`,
@@ -391,13 +378,7 @@ scale_out:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	key := func(v []byte) []byte {
-		var e struct {
-			Principal string `json:"principal"`
-		}
-		_ = json.Unmarshal(v, &e)
-		return []byte(e.Principal)
-	}
+	key := kafkatest.PrincipalKey
 	fed := 0
 	for _, part := range [][][]byte{background, crawl} {
 		kafkatest.ProduceKeyed(t, addrs, "audit", part, key)
@@ -443,10 +424,7 @@ func TestScaleOutKillNineCountsRoutedEventsOnce(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "detector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDetector(t, dir)
 	lines := kafkatest.Lines(t, "../../testdata/sample/events.jsonl.gz")
 	var nets, creds uint64
 	dec := event.NewNative(event.Limits{})
@@ -464,13 +442,7 @@ func TestScaleOutKillNineCountsRoutedEventsOnce(t *testing.T) {
 	}
 	c := kafkatest.Cluster(t, 6, []string{"audit"})
 	addrs := c.ListenAddrs()
-	kafkatest.ProduceKeyed(t, addrs, "audit", lines, func(v []byte) []byte {
-		var e struct {
-			Principal string `json:"principal"`
-		}
-		_ = json.Unmarshal(v, &e)
-		return []byte(e.Principal)
-	})
+	kafkatest.ProduceKeyed(t, addrs, "audit", lines, kafkatest.PrincipalKey)
 	cfgPath := filepath.Join(dir, "config.yml")
 	stateDir := filepath.Join(dir, "state")
 	yml := fmt.Sprintf(`kafka:

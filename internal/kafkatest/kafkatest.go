@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -38,8 +39,29 @@ func Cluster(t testing.TB, partitions int32, topics []string, opts ...kfake.Opt)
 // for every acknowledgement. extra adds client options (TLS, SASL).
 func Produce(t testing.TB, addrs []string, topic string, values [][]byte, extra ...kgo.Opt) {
 	t.Helper()
-	opts := append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerBatchMaxBytes(8 << 20), kgo.MaxBufferedRecords(100000)}, extra...)
+	produce(t, addrs, topic, values, nil, append([]kgo.Opt{kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, extra...)...)
+}
+
+// ProduceKeyed writes values to topic keyed by key(value), partitioned as
+// Kafka's Java client does (murmur2 of the key), the way a shipper keyed
+// by principal would; it waits for every acknowledgement.
+func ProduceKeyed(t testing.TB, addrs []string, topic string, values [][]byte, key func([]byte) []byte) {
+	t.Helper()
+	produce(t, addrs, topic, values, key)
+}
+
+// PrincipalKey keys a native event by its principal.
+func PrincipalKey(v []byte) []byte {
+	var e struct {
+		Principal string `json:"principal"`
+	}
+	_ = json.Unmarshal(v, &e)
+	return []byte(e.Principal)
+}
+
+func produce(t testing.TB, addrs []string, topic string, values [][]byte, key func([]byte) []byte, extra ...kgo.Opt) {
+	t.Helper()
+	opts := append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(8 << 20), kgo.MaxBufferedRecords(100000)}, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -52,41 +74,11 @@ func Produce(t testing.TB, addrs []string, topic string, values [][]byte, extra 
 	)
 	for _, v := range values {
 		wg.Add(1)
-		cl.Produce(context.Background(), &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
-			defer wg.Done()
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		t.Fatalf("produce: %v", firstErr)
-	}
-}
-
-// ProduceKeyed writes values to topic keyed by key(value), partitioned as
-// Kafka's Java client does (murmur2 of the key), the way a shipper keyed
-// by principal would; it waits for every acknowledgement.
-func ProduceKeyed(t testing.TB, addrs []string, topic string, values [][]byte, key func([]byte) []byte) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.ProducerBatchMaxBytes(8<<20), kgo.MaxBufferedRecords(100000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for _, v := range values {
-		wg.Add(1)
-		cl.Produce(context.Background(), &kgo.Record{Key: key(v), Value: v}, func(_ *kgo.Record, err error) {
+		r := &kgo.Record{Value: v}
+		if key != nil {
+			r.Key = key(v)
+		}
+		cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
 			defer wg.Done()
 			if err != nil {
 				mu.Lock()

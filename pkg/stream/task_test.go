@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"time"
 
-	"encoding/json"
 	"github.com/exfilguard/exfilguard/pkg/replay"
 	"reflect"
 	"slices"
@@ -28,13 +27,7 @@ import (
 
 // principalKey keys a native event by its principal, as a shipper
 // configured for scale-out does.
-func principalKey(v []byte) []byte {
-	var e struct {
-		Principal string `json:"principal"`
-	}
-	_ = json.Unmarshal(v, &e)
-	return []byte(e.Principal)
-}
+var principalKey = kafkatest.PrincipalKey
 
 func scaleOutConfig(addrs []string, topic, dir, group string) *config.Config {
 	cfg := testConfig(addrs, topic, dir)
