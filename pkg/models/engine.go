@@ -643,11 +643,11 @@ func (e *Engine) close(ent *Entity, hi int) {
 	if ent.group != nil {
 		ent.group.decayPeaks(w.start / dayNs)
 	}
-	for m := 0; m < numMeasures; m++ {
+	vals := w.closedValues(h, prin)
+	for m, v := range vals {
 		if m == mPrincipals && prin == nil {
 			continue
 		}
-		v := w.closedValue(m, h, prin)
 		lv := log1p(v) // once for the three baselines
 		h.peak[m] = max(h.peak[m], float32(v))
 		if ent.group != nil {

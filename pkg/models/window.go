@@ -142,27 +142,19 @@ func (w *window) value(m int, h *history, prin *pair) (cur, prev float64) {
 	return 0, 0
 }
 
-// closedValue is measure m of the current bucket, as it is fed to
-// baselines when the bucket closes.
-func (w *window) closedValue(m int, h *history, prin *pair) float64 {
-	switch m {
-	case mRows:
-		return float64(w.cur.rows)
-	case mSensitive:
-		return float64(w.cur.sensitive)
-	case mRequests:
-		return float64(w.cur.requests)
-	case mDenied:
-		return float64(w.cur.denied)
-	case mRecords:
-		return h.records.cur.Estimate()
-	case mPrincipals:
-		if prin == nil {
-			return 0
-		}
-		return prin.cur.Estimate()
-	case mObjects:
-		return h.objects.cur.Estimate()
+// closedValues are the measures of the current bucket, as they are fed to
+// baselines when the bucket closes (mPrincipals is 0 without prin).
+func (w *window) closedValues(h *history, prin *pair) [numMeasures]float64 {
+	v := [numMeasures]float64{
+		mRows:      float64(w.cur.rows),
+		mSensitive: float64(w.cur.sensitive),
+		mRequests:  float64(w.cur.requests),
+		mDenied:    float64(w.cur.denied),
+		mRecords:   h.records.cur.Estimate(),
+		mObjects:   h.objects.cur.Estimate(),
 	}
-	return 0
+	if prin != nil {
+		v[mPrincipals] = prin.cur.Estimate()
+	}
+	return v
 }
