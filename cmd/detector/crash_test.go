@@ -188,24 +188,7 @@ state:
 	for _, a := range parseAlerts(t, want.Bytes()) {
 		wantByID[a["id"].(string)] = a
 	}
-	gotByID := map[string]map[string]any{}
-	repeats := 0
-	for _, out := range outputs {
-		for _, a := range parseAlerts(t, out) {
-			if a["rule"] == "detector_degraded" {
-				continue // about the live detector, not the data
-			}
-			id := a["id"].(string)
-			if prev, ok := gotByID[id]; ok {
-				repeats++
-				if !reflect.DeepEqual(prev, a) {
-					t.Errorf("alert %s emitted again with different content:\nfirst %v\nagain %v", id, prev, a)
-				}
-				continue
-			}
-			gotByID[id] = a
-		}
-	}
+	gotByID, repeats := alertsByID(t, outputs)
 	for id, a := range wantByID {
 		g, ok := gotByID[id]
 		if !ok {
@@ -289,6 +272,32 @@ func buildDetector(t *testing.T, dir string) string {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// alertsByID collects the alerts of several runs' outputs by id, leaving
+// out the detector's own; an alert emitted again (after a crash) must be
+// identical to its first emission, and is counted in repeats.
+func alertsByID(t *testing.T, outputs [][]byte) (map[string]map[string]any, int) {
+	t.Helper()
+	byID := map[string]map[string]any{}
+	repeats := 0
+	for _, out := range outputs {
+		for _, a := range parseAlerts(t, out) {
+			if a["rule"] == "detector_degraded" {
+				continue // about the live detector, not the data
+			}
+			id := a["id"].(string)
+			if prev, ok := byID[id]; ok {
+				repeats++
+				if !reflect.DeepEqual(prev, a) {
+					t.Errorf("alert %s emitted again with different content:\nfirst %v\nagain %v", id, prev, a)
+				}
+				continue
+			}
+			byID[id] = a
+		}
+	}
+	return byID, repeats
 }
 
 // startDetector starts `detector run`, its logs going to logFile; if the

@@ -209,24 +209,7 @@ scale_out:
 	for _, a := range parseAlerts(t, ref.stdout.Bytes()) {
 		want[a["id"].(string)] = a
 	}
-	got := map[string]map[string]any{}
-	repeats := 0
-	for _, out := range outputs {
-		for _, a := range parseAlerts(t, out) {
-			if a["rule"] == "detector_degraded" {
-				continue
-			}
-			id := a["id"].(string)
-			if prev, ok := got[id]; ok {
-				repeats++
-				if !reflect.DeepEqual(prev, a) {
-					t.Errorf("alert %s emitted again with different content:\nfirst %v\nagain %v", id, prev, a)
-				}
-				continue
-			}
-			got[id] = a
-		}
-	}
+	got, repeats := alertsByID(t, outputs)
 	for id, a := range want {
 		if g, ok := got[id]; !ok {
 			t.Errorf("alert %s (%s on %v) of the single replica never raised by the three", id, a["rule"], a["entity"])
