@@ -1,6 +1,9 @@
 package sketch
 
-import "math/bits"
+import (
+	"math/bits"
+	"unsafe"
+)
 
 // numClasses is the number of buffer sizes a Distinct uses: tables of 8,
 // 16, 32, 64, 128 and 256 slots (the last also the dense form's size).
@@ -22,7 +25,10 @@ const numClasses = 6
 // stay, and a GC must not empty it.) A nil *Pool is valid: sketches then
 // allocate what they need and give nothing back.
 type Pool struct {
-	free [numClasses][][]uint32
+	// free holds, per class, the free buffers by their first word: the
+	// class says the size, so 8 bytes an entry rather than a slice's 24
+	// (the lists are sized for every buffer the pool made, see slab).
+	free [numClasses][]*uint32
 	// made counts, per class, the buffers the pool allocated.
 	made [numClasses]int
 	// held is the bytes of the buffers in free; limit bounds it: a buffer
@@ -69,7 +75,7 @@ func (p *Pool) get(size int) []uint32 {
 	if len(l) == 0 {
 		return p.slab(c, size)
 	}
-	b := l[len(l)-1]
+	b := unsafe.Slice(l[len(l)-1], size)[:0]
 	l[len(l)-1] = nil
 	p.free[c] = l[:len(l)-1]
 	p.held -= 4 * size
@@ -101,7 +107,7 @@ func (p *Pool) slab(c, size int) []uint32 {
 	p.stats.Slabs++
 	p.stats.Made += uint64(n)
 	if cap(p.free[c]) < p.made[c] {
-		l := make([][]uint32, len(p.free[c]), p.made[c]+p.made[c]/2)
+		l := make([]*uint32, len(p.free[c]), p.made[c])
 		copy(l, p.free[c])
 		p.free[c] = l
 	}
@@ -127,9 +133,9 @@ func (p *Pool) put(b []uint32) {
 	}
 	l := p.free[c]
 	if len(l) == cap(l) {
-		l = append(make([][]uint32, 0, 2*len(l)+16), l...)
+		l = append(make([]*uint32, 0, 2*len(l)+16), l...)
 	}
-	p.free[c] = append(l, b[:0])
+	p.free[c] = append(l, &b[:1][0])
 	p.held += 4 * size
 	p.stats.Kept++
 }
