@@ -95,9 +95,19 @@ type Engine struct {
 }
 
 // sketchPoolLimit bounds the free sketch buffers an engine keeps (see
-// sketch.Pool): far more than the sim's mix keeps free (about 330 KB for
-// 74,000 entities), yet small beside the entities themselves.
-const sketchPoolLimit = 16 << 20
+// sketch.Pool): 32 bytes for each entity it may hold (engine.max_entities;
+// 1% of an entity's memory), at least 1 MiB and at most 16 MiB (also
+// without a cap). The sim's mix keeps about 330 KB free for 74,000
+// entities; a workload of sketches that only grow would fill any bound
+// with the small tables growth leaves behind, which the GC took before
+// there was a pool.
+func sketchPoolLimit(maxEntities int) int {
+	const perEntity, least, most = 32, 1 << 20, 16 << 20
+	if maxEntities <= 0 {
+		return most
+	}
+	return min(max(perEntity*maxEntities, least), most)
+}
 
 // New builds an engine for cfg (which must be valid) calling emit for each
 // detection. emit runs on the engine's goroutine and must not keep the
@@ -119,7 +129,7 @@ func New(cfg *config.Config, emit func(*Detection)) (*Engine, error) {
 		warmup:   int64(cfg.Engine.Warmup),
 		ttl:      int64(cfg.Engine.EntityTTL),
 		entities: make(map[uint64]*Entity),
-		pool:     sketch.NewPool(sketchPoolLimit),
+		pool:     sketch.NewPool(sketchPoolLimit(cfg.Engine.MaxEntities)),
 		groups:   make(map[string]*group),
 		sens:     newClassifier(cfg.Sensitive),
 		emit:     emit,

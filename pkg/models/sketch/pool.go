@@ -27,7 +27,7 @@ const numClasses = 6
 type Pool struct {
 	// free holds, per class, the free buffers by their first word: the
 	// class says the size, so 8 bytes an entry rather than a slice's 24
-	// (the lists are sized for every buffer the pool made, see slab).
+	// (the lists are sized for every buffer the pool made, see miss).
 	free [numClasses][]*uint32
 	// made counts, per class, the buffers the pool allocated.
 	made [numClasses]int
@@ -40,8 +40,8 @@ type Pool struct {
 // PoolStats counts what a Pool did.
 type PoolStats struct {
 	Reused  uint64 // buffers handed out from the free lists
-	Slabs   uint64 // allocations: misses of a free list, each a slab of buffers
-	Made    uint64 // buffers allocated, in those slabs
+	Misses  uint64 // gets that found the free list empty
+	Made    uint64 // buffers allocated at those misses
 	Kept    uint64 // buffers given back and kept
 	Dropped uint64 // buffers given back but left to the GC (over the limit)
 }
@@ -73,7 +73,7 @@ func (p *Pool) get(size int) []uint32 {
 	c := classOf(size)
 	l := p.free[c]
 	if len(l) == 0 {
-		return p.slab(c, size)
+		return p.miss(c, size)
 	}
 	b := unsafe.Slice(l[len(l)-1], size)[:0]
 	l[len(l)-1] = nil
@@ -83,43 +83,45 @@ func (p *Pool) get(size int) []uint32 {
 	return b
 }
 
-// maxSlab bounds the bytes of one slab.
-const maxSlab = 256 << 10
+// maxMiss bounds the bytes one miss allocates.
+const maxMiss = 256 << 10
 
-// slab returns a new buffer of class c (size slots) for a pool with none
-// free. Like a slice's append, it allocates ahead: one slab of half as
-// many buffers of the class as the pool made so far, and keeps all of them
-// but the one returned. Demand that creeps past what the sketches ever
-// used at once (a new bucket alignment, a busier day) then finds a buffer:
-// the misses of a class are logarithmic in its buffers, where sketches
-// keeping their own buffers allocate each time one meets more values than
-// any before it.
+// miss returns a new buffer of class c (size slots) for a pool with none
+// free. Like a slice's append, it allocates ahead: half as many buffers of
+// the class as the pool made so far, and keeps all of them but the one
+// returned. Demand that creeps past what the sketches ever used at once (a
+// new bucket alignment, a busier day) then finds a buffer: the misses of a
+// class are logarithmic in its buffers, where sketches keeping their own
+// buffers allocate each time one meets more values than any before it.
 //
-// Buffers never move between classes: a free list holds only buffers of
-// its size, so free small ones cannot strand the demand for large ones,
-// and the free list, sized here for every buffer of the class the pool
-// made, never grows while it is given them back.
-func (p *Pool) slab(c, size int) []uint32 {
-	n := min(p.made[c]/2, maxSlab/(4*size), (p.limit-p.held)/(4*size))
+// Each buffer is its own allocation, not a piece of a larger one, so that
+// one the pool drops (over its limit) is memory the GC gets back. Buffers
+// never move between classes: a free list holds only buffers of its size,
+// so free small ones cannot strand the demand for large ones, and the free
+// list, sized here for every buffer of the class the pool made, never
+// grows while it is given them back.
+func (p *Pool) miss(c, size int) []uint32 {
+	n := min(p.made[c]/2, maxMiss/(4*size), (p.limit-p.held)/(4*size))
 	n = max(n, 1)
-	s := make([]uint32, n*size)
 	p.made[c] += n
-	p.stats.Slabs++
+	p.stats.Misses++
 	p.stats.Made += uint64(n)
 	if cap(p.free[c]) < p.made[c] {
-		l := make([]*uint32, len(p.free[c]), p.made[c])
+		// Doubled, not just enough: a pool at its limit makes one buffer
+		// a miss, and copying the list each time would be quadratic.
+		l := make([]*uint32, len(p.free[c]), max(p.made[c], 2*cap(p.free[c])))
 		copy(l, p.free[c])
 		p.free[c] = l
 	}
-	for i := 1; i < n; i++ {
-		p.put(s[i*size : i*size : (i+1)*size])
+	for range n - 1 {
+		p.put(make([]uint32, 0, size))
 	}
-	return s[:0:size]
+	return make([]uint32, 0, size)
 }
 
 // put gives buffer b, which no sketch may use any more, to the pool; one
 // beyond the limit is left to the GC. A free list has room for every
-// buffer the pool made (see slab), so it grows (allocates) only for
+// buffer the pool made (see miss), so it grows (allocates) only for
 // buffers the pool did not make, such as those of decoded entities.
 func (p *Pool) put(b []uint32) {
 	if p == nil || cap(b) == 0 {
