@@ -1,6 +1,7 @@
 package sketch
 
 import (
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -204,6 +205,25 @@ func TestPoolBuffers(t *testing.T) {
 	if small.Held() != 4*denseWords || small.Stats().Dropped != 1 {
 		t.Errorf("small pool holds %d, dropped %d", small.Held(), small.Stats().Dropped)
 	}
+}
+
+// TestPoolMissesAtLimit: a pool at its limit allocates one buffer a miss,
+// and what it allocates stays linear in the buffers (its free list grows
+// by doubling, not by one at every miss).
+func TestPoolMissesAtLimit(t *testing.T) {
+	p := NewPool(4 * denseWords)
+	const n = 100_000
+	keep := make([][]uint32, 0, n)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for range n {
+		keep = append(keep, p.get(minTable))
+	}
+	runtime.ReadMemStats(&m1)
+	if per := float64(m1.TotalAlloc-m0.TotalAlloc) / n; per > 4*minTable+32 {
+		t.Errorf("%.0f bytes allocated per buffer of %d", per, 4*minTable)
+	}
+	runtime.KeepAlive(keep)
 }
 
 // TestPoolNil: sketches without a pool allocate and give nothing back.
