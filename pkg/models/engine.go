@@ -567,7 +567,15 @@ func floorTo(t, w int64) int64 {
 
 // roll advances every window of ent to the bucket holding t, closing the
 // buckets it leaves.
+//
+// Every window was last rolled to the buckets of the entity's newest
+// event, and buckets nest, so when the shortest window need not move
+// (most events: the entity's minute is not over) no window need: a
+// longer bucket holding t is the one holding its shortest bucket.
 func (e *Engine) roll(ent *Entity, starts *[config.MaxHorizons]int64) {
+	if w := &ent.win[0]; w.start != 0 && starts[0] <= w.start {
+		return
+	}
 	hourRolled := false
 	for hi := range e.horizons {
 		w := &ent.win[hi]
