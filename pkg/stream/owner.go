@@ -42,6 +42,12 @@ type shard struct {
 	// t is the scale-out task the shard is (task.go); nil for a kind
 	// shard.
 	t *task
+	// cap is the shard's share of engine.max_entities (0: none);
+	// evictStuck: an eviction between checkpoints found too few clean
+	// entities, so none is tried again before the next checkpoint (each
+	// is a scan of every entity in memory).
+	cap        int
+	evictStuck bool
 }
 
 // owns reports whether the shard's engine keeps entities of kind k.
@@ -121,6 +127,7 @@ func (s *shard) run(p *Pipeline, wg *sync.WaitGroup) {
 			continue
 		}
 		evicted := s.engine.Evict()
+		s.evictStuck = false
 		if s.t != nil {
 			p.taskMetrics(s)
 			if bar.sweep {
@@ -177,9 +184,15 @@ func (s *shard) process(p *Pipeline, b *mbatch) {
 	}
 	// Over the entity cap with clean entities to spare: make room now
 	// rather than at the next checkpoint, so that memory stays near the
-	// cap. (Evict returns at once under the cap, or with nothing clean.)
-	if n := s.engine.Evict(); n > 0 {
-		p.m.evicted.Add(uint64(n))
+	// cap. An eviction scans every entity in memory, so it waits for 5%
+	// above the cap (it brings memory down to 90%: at least 15% of the cap
+	// in new entities pays for each scan), and after one that could not
+	// reach the cap, for the next checkpoint.
+	if s.cap > 0 && !s.evictStuck && s.engine.Resident() > s.cap+s.cap/20 {
+		if n := s.engine.Evict(); n > 0 {
+			p.m.evicted.Add(uint64(n))
+		}
+		s.evictStuck = s.engine.Resident() > s.cap
 	}
 	// A checkpoint's pause grows with what it writes: bound it.
 	if s.engine.Dirty() >= MaxDirty {

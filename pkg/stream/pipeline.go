@@ -201,7 +201,7 @@ func New(opts Options) (*Pipeline, error) {
 	}
 	for i := range n {
 		// Each shard holds its share of the entity cap.
-		s := &shard{i: i, in: make(chan shardItem, 8), kinds: models.ShardKinds(opts.Config, n)[i]}
+		s := &shard{i: i, in: make(chan shardItem, 8), kinds: models.ShardKinds(opts.Config, n)[i], cap: shardConfig(opts.Config, n).Engine.MaxEntities}
 		s.engine, err = models.NewShard(shardConfig(opts.Config, n), func(d *models.Detection) { p.detection(s, d) }, i, n)
 		if err != nil {
 			return nil, err

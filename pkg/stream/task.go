@@ -345,7 +345,7 @@ func (p *Pipeline) startTask(tag byte, a state.Partition) error {
 	view := p.store.Space(ns)
 	t := &task{part: a, tag: tag, ns: ns, done: make(chan struct{}),
 		builder: alerts.NewBuilder(p.cfg, p.pseudo, p.now)}
-	s := &shard{in: make(chan shardItem, 8), kinds: ts.kinds[tag], t: t}
+	s := &shard{in: make(chan shardItem, 8), kinds: ts.kinds[tag], t: t, cap: ts.taskConfig(p.cfg).Engine.MaxEntities}
 	var err error
 	s.engine, err = models.NewOwning(ts.taskConfig(p.cfg), func(d *models.Detection) { p.detection(s, d) }, ts.kinds[tag])
 	if err != nil {
