@@ -148,22 +148,22 @@ func (c *changelog) offsets(ctx context.Context, part int) (first, end int64, er
 // read calls fn for every record of partition part in [from, end), and
 // progress after every fetch.
 func (c *changelog) read(ctx context.Context, part int, from, end int64, fn func(off int64, key, value []byte) error,
-	progress func(off, end int64)) (int64, error) {
+	progress func(off, end int64)) error {
 	if from >= end {
-		return end, nil
+		return nil
 	}
 	conn, err := c.dial(ctx, part)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer conn.Close()
 	if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
-		return 0, fmt.Errorf("seek changelog %s/%d: %w", c.topic, part, err)
+		return fmt.Errorf("seek changelog %s/%d: %w", c.topic, part, err)
 	}
 	off := from
 	for off < end {
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return err
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(c.k.SessionTimeout.D()))
 		b := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: c.k.FetchMaxBytes, MaxWait: c.k.FetchMaxWait.D()})
@@ -180,12 +180,12 @@ func (c *changelog) read(ctx context.Context, part int, from, end int64, fn func
 			}
 			if err := fn(m.Offset, m.Key, m.Value); err != nil {
 				b.Close()
-				return 0, err
+				return err
 			}
 			off = m.Offset + 1
 		}
 		if err := b.Close(); err != nil && !errors.Is(err, kafka.RequestTimedOut) {
-			return 0, fmt.Errorf("read changelog %s/%d at %d: %w", c.topic, part, off, err)
+			return fmt.Errorf("read changelog %s/%d at %d: %w", c.topic, part, off, err)
 		}
 		if !got {
 			// Compaction may leave the last offsets empty: the batch's
@@ -196,7 +196,7 @@ func (c *changelog) read(ctx context.Context, part int, from, end int64, fn func
 		}
 		progress(off, end)
 	}
-	return end, nil
+	return nil
 }
 
 func (c *changelog) dial(ctx context.Context, part int) (*kafka.Conn, error) {

@@ -78,7 +78,7 @@ type Pipeline struct {
 	// The engine shards, each run by its own goroutine (see owner.go).
 	shards   []*shard
 	needCkpt atomic.Bool // a shard is over its entity cap with nothing clean
-	// dirtyCkpt: a shard has maxDirty entities changed since the last
+	// dirtyCkpt: a shard has MaxDirty entities changed since the last
 	// checkpoint.
 	dirtyCkpt atomic.Bool
 

@@ -123,9 +123,6 @@ func newTaskSet(cfg *config.Config, d *kafka.Dialer, parts int) *taskSet {
 // tagOf returns the tag of a topic, or -1.
 func (ts *taskSet) tagOf(topic string) int { return slices.Index(ts.topics, topic) }
 
-// space is a task's space in the store.
-func space(tag byte, partition int) state.Space { return state.TaskSpace(tag, partition) }
-
 // taskConfig is a task's copy of cfg: its share of the entity cap, which
 // is a replica's when it owns every partition.
 func (ts *taskSet) taskConfig(cfg *config.Config) *config.Config {
@@ -205,7 +202,7 @@ func (p *Pipeline) restoreTask(tag byte, a state.Partition) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*p.cfg.State.ShutdownTimeout.D())
 	defer cancel()
 	ts := p.tasks
-	ns := space(tag, a.Partition)
+	ns := state.TaskSpace(tag, a.Partition)
 	view := p.store.Space(ns)
 	local := int64(-1)
 	if b, err := view.Blob("changelog"); err != nil {
@@ -232,7 +229,7 @@ func (p *Pipeline) restoreTask(tag byte, a state.Partition) error {
 		marked  bool
 		read    int64
 	)
-	_, err = ts.cl.read(ctx, a.Partition, from, end, func(off int64, key, value []byte) error {
+	err = ts.cl.read(ctx, a.Partition, from, end, func(off int64, key, value []byte) error {
 		read++
 		if len(key) < 2 || key[0] != tag {
 			return nil
@@ -251,7 +248,7 @@ func (p *Pipeline) restoreTask(tag byte, a state.Partition) error {
 		return nil
 	}, func(off, end int64) {
 		p.m.restoreRemaining.Store(end - off)
-		p.m.restoredRecords.Store(p.m.restoredRecords.Load() + uint64(read))
+		p.m.restoredRecords.Add(uint64(read))
 		read = 0
 	})
 	p.m.restoreRemaining.Store(0)
@@ -264,7 +261,7 @@ func (p *Pipeline) restoreTask(tag byte, a state.Partition) error {
 		if _, ok := done[k]; ok {
 			continue
 		}
-		if !full && p.storedLocally(view, []byte(k)) {
+		if !full && storedLocally(view, []byte(k)) {
 			continue
 		}
 		done[k] = v
@@ -302,7 +299,7 @@ func (p *Pipeline) restoreTask(tag byte, a state.Partition) error {
 
 // storedLocally reports whether the space has the entity or blob of a
 // changelog key.
-func (p *Pipeline) storedLocally(view *state.SpaceView, key []byte) bool {
+func storedLocally(view *state.SpaceView, key []byte) bool {
 	switch key[1] {
 	case clEntity:
 		if len(key) != 10 {
@@ -341,7 +338,7 @@ func applyRecord(w state.SpaceWriter, key, value []byte) error {
 // starts its goroutine.
 func (p *Pipeline) startTask(tag byte, a state.Partition) error {
 	ts := p.tasks
-	ns := space(tag, a.Partition)
+	ns := state.TaskSpace(tag, a.Partition)
 	view := p.store.Space(ns)
 	t := &task{part: a, tag: tag, ns: ns, done: make(chan struct{}),
 		builder: alerts.NewBuilder(p.cfg, p.pseudo, p.now)}

@@ -220,7 +220,7 @@ func TestRestoreSkipsAnInterruptedCheckpoint(t *testing.T) {
 	if err := p.restoreTask(tagInput, part); err != nil {
 		t.Fatal(err)
 	}
-	view := store.Space(space(tagInput, 0))
+	view := store.Space(state.TaskSpace(tagInput, 0))
 	got, ok, err := view.LoadEntity(binary.BigEndian.Uint64(known[2:]), nil)
 	if err != nil || !ok || !bytes.Equal(got, latest[string(known)][8:]) {
 		t.Errorf("known entity restored as %q (%v, %v), want its version before the marker", got, ok, err)
